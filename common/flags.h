@@ -1,0 +1,65 @@
+// Config: command-line flags, optionally read from a JSON file too.
+//
+//   Flags flags("brickd", "serves bricks");
+//   flags.AddString("listen", "127.0.0.1:24007", "address:port to serve on");
+//   flags.AddInt("threads", 8, "request threads");
+//   CAIRN_RETURN_IF_ERROR(flags.Parse(argc, argv));
+//   std::string listen = flags.GetString("listen");
+//
+// Accepted forms: --name=value, --name value, --bool-flag, --no-bool-flag.
+// `--config FILE` loads a JSON object whose keys are flag names; flags given
+// on the command line win over the file, the file over the defaults.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cairn {
+
+class Flags {
+ public:
+  Flags(std::string program, std::string summary);
+
+  void AddString(const std::string& name, std::string default_value, std::string help);
+  void AddInt(const std::string& name, int64_t default_value, std::string help);
+  void AddBool(const std::string& name, bool default_value, std::string help);
+
+  // Parses argv. Unknown flags and malformed values are InvalidArgument.
+  // Non-flag arguments are kept in positional().
+  Status Parse(int argc, const char* const* argv);
+
+  // True iff --help was given; Usage() then says what to print.
+  bool help_requested() const { return help_; }
+  std::string Usage() const;
+
+  std::string GetString(const std::string& name) const;
+  int64_t GetInt(const std::string& name) const;
+  bool GetBool(const std::string& name) const;
+  // True iff the flag was set on the command line or in the config file.
+  bool IsSet(const std::string& name) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  enum class Type { kString, kInt, kBool };
+  struct Flag {
+    Type type;
+    std::string value;
+    std::string help;
+    std::string default_value;
+    bool set = false;
+  };
+  Status Set(const std::string& name, const std::string& value, bool from_file);
+  Status LoadFile(const std::string& path);
+
+  std::string program_;
+  std::string summary_;
+  std::map<std::string, Flag> flags_;
+  std::vector<std::string> positional_;
+  bool help_ = false;
+};
+
+}  // namespace cairn
