@@ -93,7 +93,8 @@ std::string DirHandleTarget(const Uuid& parent, std::string_view name) {
 StatusOr<Uuid> ParseId(const std::string& raw, const char* field) {
   auto id = Uuid::FromBytes(raw);
   if (!id.ok()) return id.status().WithContext(field);
-  if (id->IsZero()) return Status::InvalidArgument(std::string(field) + ": the zero id names nothing");
+  if (id->IsZero())
+    return Status::InvalidArgument(std::string(field) + ": the zero id names nothing");
   return id;
 }
 
@@ -105,8 +106,8 @@ Status ValidateName(std::string_view name, bool at_root) {
                   ENAMETOOLONG);
   }
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
-    return Status(StatusCode::kInvalidArgument,
-                  "name must be one path component (no '/' or NUL)", EINVAL);
+    return Status(StatusCode::kInvalidArgument, "name must be one path component (no '/' or NUL)",
+                  EINVAL);
   }
   if (name == "." || name == "..") {
     return Status(StatusCode::kInvalidArgument, "'.' and '..' are not names", EINVAL);
@@ -119,27 +120,43 @@ Status ValidateName(std::string_view name, bool at_root) {
 
 pb::FileType TypeOf(mode_t mode) {
   switch (mode & S_IFMT) {
-    case S_IFREG: return pb::FILE_TYPE_REGULAR;
-    case S_IFDIR: return pb::FILE_TYPE_DIRECTORY;
-    case S_IFLNK: return pb::FILE_TYPE_SYMLINK;
-    case S_IFIFO: return pb::FILE_TYPE_FIFO;
-    case S_IFSOCK: return pb::FILE_TYPE_SOCKET;
-    case S_IFCHR: return pb::FILE_TYPE_CHAR_DEVICE;
-    case S_IFBLK: return pb::FILE_TYPE_BLOCK_DEVICE;
-    default: return pb::FILE_TYPE_UNSPECIFIED;
+    case S_IFREG:
+      return pb::FILE_TYPE_REGULAR;
+    case S_IFDIR:
+      return pb::FILE_TYPE_DIRECTORY;
+    case S_IFLNK:
+      return pb::FILE_TYPE_SYMLINK;
+    case S_IFIFO:
+      return pb::FILE_TYPE_FIFO;
+    case S_IFSOCK:
+      return pb::FILE_TYPE_SOCKET;
+    case S_IFCHR:
+      return pb::FILE_TYPE_CHAR_DEVICE;
+    case S_IFBLK:
+      return pb::FILE_TYPE_BLOCK_DEVICE;
+    default:
+      return pb::FILE_TYPE_UNSPECIFIED;
   }
 }
 
 pb::FileType TypeOfDirent(unsigned char d_type) {
   switch (d_type) {
-    case DT_REG: return pb::FILE_TYPE_REGULAR;
-    case DT_DIR: return pb::FILE_TYPE_DIRECTORY;
-    case DT_LNK: return pb::FILE_TYPE_SYMLINK;
-    case DT_FIFO: return pb::FILE_TYPE_FIFO;
-    case DT_SOCK: return pb::FILE_TYPE_SOCKET;
-    case DT_CHR: return pb::FILE_TYPE_CHAR_DEVICE;
-    case DT_BLK: return pb::FILE_TYPE_BLOCK_DEVICE;
-    default: return pb::FILE_TYPE_UNSPECIFIED;
+    case DT_REG:
+      return pb::FILE_TYPE_REGULAR;
+    case DT_DIR:
+      return pb::FILE_TYPE_DIRECTORY;
+    case DT_LNK:
+      return pb::FILE_TYPE_SYMLINK;
+    case DT_FIFO:
+      return pb::FILE_TYPE_FIFO;
+    case DT_SOCK:
+      return pb::FILE_TYPE_SOCKET;
+    case DT_CHR:
+      return pb::FILE_TYPE_CHAR_DEVICE;
+    case DT_BLK:
+      return pb::FILE_TYPE_BLOCK_DEVICE;
+    default:
+      return pb::FILE_TYPE_UNSPECIFIED;
   }
 }
 
@@ -234,7 +251,8 @@ struct BrickOps {
   // the kernel's symlink limit.
   StatusOr<Fd> OpenDirSlow(const Uuid& id, int depth) {
     if (id == Uuid::Root()) return Fd(b.root_fd_, false);
-    if (depth > 8192) return Status(StatusCode::kFailedPrecondition, "directory chain too deep", ELOOP);
+    if (depth > 8192)
+      return Status(StatusCode::kFailedPrecondition, "directory chain too deep", ELOOP);
     char target[PATH_MAX];
     ssize_t n = ::readlinkat(b.meta_fd_, DirHandleRel(id).c_str(), target, sizeof(target) - 1);
     if (n < 0) return DirOpenError(id);
@@ -270,7 +288,8 @@ struct BrickOps {
   Status VerifyId(int fd, const Uuid& id) {
     char raw[Uuid::kSize + 1];
     ssize_t n = ::fgetxattr(fd, kIdXattr, raw, sizeof(raw));
-    if (n != static_cast<ssize_t>(Uuid::kSize) || std::memcmp(raw, id.bytes().data(), Uuid::kSize) != 0) {
+    if (n != static_cast<ssize_t>(Uuid::kSize) ||
+        std::memcmp(raw, id.bytes().data(), Uuid::kSize) != 0) {
       // The handle points at something else (a rename raced, or was interrupted by a crash).
       return Status(StatusCode::kNotFound, "stale handle for " + id.ToString(), ESTALE);
     }
@@ -344,9 +363,15 @@ struct BrickOps {
   Status BumpVersion(int fd, VersionField field, Versions* out) {
     Versions v = ReadVersions(fd);
     switch (field) {
-      case VersionField::kData: ++v.data; break;
-      case VersionField::kMeta: ++v.meta; break;
-      case VersionField::kEntry: ++v.entry; break;
+      case VersionField::kData:
+        ++v.data;
+        break;
+      case VersionField::kMeta:
+        ++v.meta;
+        break;
+      case VersionField::kEntry:
+        ++v.entry;
+        break;
     }
     char raw[24];
     std::memcpy(raw, &v.data, 8);
@@ -392,7 +417,8 @@ struct BrickOps {
     if (n < 0) {
       if (errno == ENODATA) {
         return Status(StatusCode::kFailedPrecondition,
-                      "'" + std::string(name) + "' has no Cairn id (not created through Cairn)", EIO);
+                      "'" + std::string(name) + "' has no Cairn id (not created through Cairn)",
+                      EIO);
       }
       return Errno("read id of '" + std::string(name) + "'");
     }
@@ -424,8 +450,8 @@ struct BrickOps {
   Status NoSpace(uint64_t want) {
     return Status(StatusCode::kResourceExhausted,
                   "brick " + b.id_ + " is full: " + std::to_string(b.used_bytes()) + " of " +
-                      std::to_string(b.capacity_bytes()) + " bytes used, " +
-                      std::to_string(want) + " more wanted",
+                      std::to_string(b.capacity_bytes()) + " bytes used, " + std::to_string(want) +
+                      " more wanted",
                   ENOSPC);
   }
 
@@ -522,7 +548,8 @@ struct BrickOps {
             return ::mknodat(b.meta_fd_, rel.c_str(), mode, static_cast<dev_t>(req.rdev()));
           case Kind::kSymlink:
             return ::symlinkat(req.symlink_target().c_str(), b.meta_fd_, rel.c_str());
-          case Kind::kDir: break;
+          case Kind::kDir:
+            break;
         }
         errno = EINVAL;
         return -1;
@@ -606,8 +633,7 @@ struct BrickOps {
       return Status(StatusCode::kAlreadyExists, "'" + name + "' exists", EEXIST);
     }
     if (existing.ok()) return Status(StatusCode::kAlreadyExists, "'" + name + "' exists", EEXIST);
-    return Status(StatusCode::kAlreadyExists, "id " + id.ToString() + " is already in use",
-                  EEXIST);
+    return Status(StatusCode::kAlreadyExists, "id " + id.ToString() + " is already in use", EEXIST);
   }
 };
 
@@ -758,9 +784,8 @@ StatusOr<std::shared_ptr<Brick>> Brick::Open(const Options& options, bool* initi
     meta = ::dup(meta_fd.get());
   }
   auto brick = std::shared_ptr<Brick>(
-      new Brick(options.id, options.path, options.capacity_bytes, root_fd.get(), meta));
+      new Brick(options.id, options.path, options.capacity_bytes, root_fd.Release(), meta));
   brick->used_bytes_.store(used);
-  root_fd = Fd(root, /*owned=*/false);  // ownership moved into the Brick
   return brick;
 }
 
@@ -824,9 +849,12 @@ StatusOr<pb::Attr> Brick::SetAttr(const pb::SetAttrRequest& req) {
   }
   bool data_changed = false;
   if (valid & pb::SetAttrRequest::VALID_SIZE) {
-    if (S_ISDIR(obj.st.st_mode)) return Status(StatusCode::kFailedPrecondition, "truncate of a directory", EISDIR);
-    if (!S_ISREG(obj.st.st_mode)) return Status(StatusCode::kInvalidArgument, "truncate of a special file", EINVAL);
-    if (req.size() > static_cast<uint64_t>(LLONG_MAX)) return Status(StatusCode::kInvalidArgument, "size too large", EFBIG);
+    if (S_ISDIR(obj.st.st_mode))
+      return Status(StatusCode::kFailedPrecondition, "truncate of a directory", EISDIR);
+    if (!S_ISREG(obj.st.st_mode))
+      return Status(StatusCode::kInvalidArgument, "truncate of a special file", EINVAL);
+    if (req.size() > static_cast<uint64_t>(LLONG_MAX))
+      return Status(StatusCode::kInvalidArgument, "size too large", EFBIG);
     CAIRN_ASSIGN_OR_RETURN(Fd wfd, ops.OpenFile(id, O_WRONLY));
     struct stat before, after;
     ::fstat(wfd.get(), &before);
@@ -884,9 +912,11 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
     // An unlinked-but-open file gets a name again: back into the index.
     std::string orphan = OrphanRel(id);
     if (::linkat(meta_fd_, orphan.c_str(), pfd.get(), req.new_name().c_str(), 0) == 0) {
-      WithFanout(meta_fd_, rel, [&] { return ::renameat(meta_fd_, orphan.c_str(), meta_fd_, rel.c_str()); });
+      WithFanout(meta_fd_, rel,
+                 [&] { return ::renameat(meta_fd_, orphan.c_str(), meta_fd_, rel.c_str()); });
     } else if (::faccessat(meta_fd_, DirHandleRel(id).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-      return Status(StatusCode::kPermissionDenied, "hard links to directories are not allowed", EPERM);
+      return Status(StatusCode::kPermissionDenied, "hard links to directories are not allowed",
+                    EPERM);
     } else {
       return Status(StatusCode::kNotFound, "no file with id " + id.ToString(), ENOENT);
     }
@@ -903,8 +933,10 @@ StatusOr<pb::ReadlinkReply> Brick::Readlink(const pb::ReadlinkRequest& req) {
   ssize_t n = ::readlinkat(meta_fd_, HandleRel(id).c_str(), buf, sizeof(buf));
   if (n < 0 && errno == ENOENT) n = ::readlinkat(meta_fd_, OrphanRel(id).c_str(), buf, sizeof(buf));
   if (n < 0) {
-    if (errno == ENOENT) return Status(StatusCode::kNotFound, "no object with id " + id.ToString(), ENOENT);
-    if (errno == EINVAL) return Status(StatusCode::kInvalidArgument, id.ToString() + " is not a symlink", EINVAL);
+    if (errno == ENOENT)
+      return Status(StatusCode::kNotFound, "no object with id " + id.ToString(), ENOENT);
+    if (errno == EINVAL)
+      return Status(StatusCode::kInvalidArgument, id.ToString() + " is not a symlink", EINVAL);
     return Errno("readlink");
   }
   pb::ReadlinkReply reply;
@@ -1027,9 +1059,10 @@ StatusOr<pb::Attr> Brick::Fallocate(const pb::FallocateRequest& req) {
   const uint32_t mode = req.mode();
   const uint32_t kind = mode & ~static_cast<uint32_t>(FALLOC_FL_KEEP_SIZE);
   if (kind != 0 && kind != FALLOC_FL_PUNCH_HOLE && kind != FALLOC_FL_ZERO_RANGE) {
-    return Status(StatusCode::kUnimplemented, "fallocate mode " + std::to_string(mode) +
-                                                  " is not supported (allocate, KEEP_SIZE, "
-                                                  "PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE)",
+    return Status(StatusCode::kUnimplemented,
+                  "fallocate mode " + std::to_string(mode) +
+                      " is not supported (allocate, KEEP_SIZE, "
+                      "PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE)",
                   EOPNOTSUPP);
   }
   if (kind == FALLOC_FL_PUNCH_HOLE && !(mode & FALLOC_FL_KEEP_SIZE)) {
@@ -1086,7 +1119,8 @@ StatusOr<pb::UnlinkReply> Brick::Unlink(const pb::UnlinkRequest& req) {
   }
   auto id = ops.IdAt(pfd.get(), req.name());
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(parent));
-  if (::unlinkat(pfd.get(), req.name().c_str(), 0) != 0) return Errno("unlink '" + req.name() + "'");
+  if (::unlinkat(pfd.get(), req.name().c_str(), 0) != 0)
+    return Errno("unlink '" + req.name() + "'");
   pb::UnlinkReply reply;
   if (id.ok()) {
     ops.ReleaseIfUnlinked(*id, req.keep_open());
@@ -1109,7 +1143,8 @@ StatusOr<pb::UnlinkReply> Brick::Rmdir(const pb::UnlinkRequest& req) {
     return Errno("rmdir '" + req.name() + "'");
   }
   if (!S_ISDIR(st.st_mode)) {
-    return Status(StatusCode::kFailedPrecondition, "'" + req.name() + "' is not a directory", ENOTDIR);
+    return Status(StatusCode::kFailedPrecondition, "'" + req.name() + "' is not a directory",
+                  ENOTDIR);
   }
   auto id = ops.IdAt(pfd.get(), req.name());
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(parent));
@@ -1134,11 +1169,13 @@ StatusOr<pb::RenameReply> Brick::Rename(const pb::RenameRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateName(req.old_name(), old_parent == Uuid::Root()));
   CAIRN_RETURN_IF_ERROR(ValidateName(req.new_name(), new_parent == Uuid::Root()));
   unsigned int flags = 0;
-  if (req.flags() & ~3u) return Status(StatusCode::kInvalidArgument, "unknown rename flags", EINVAL);
+  if (req.flags() & ~3u)
+    return Status(StatusCode::kInvalidArgument, "unknown rename flags", EINVAL);
   if (req.flags() & pb::RenameRequest::FLAGS_NOREPLACE) flags |= RENAME_NOREPLACE;
   if (req.flags() & pb::RenameRequest::FLAGS_EXCHANGE) flags |= RENAME_EXCHANGE;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) {
-    return Status(StatusCode::kInvalidArgument, "NOREPLACE and EXCHANGE exclude each other", EINVAL);
+    return Status(StatusCode::kInvalidArgument, "NOREPLACE and EXCHANGE exclude each other",
+                  EINVAL);
   }
   ObjectLock lock(this, old_parent, new_parent);
   CAIRN_ASSIGN_OR_RETURN(Fd opfd, ops.OpenDir(old_parent));
@@ -1274,7 +1311,8 @@ Status ValidateXattrName(const std::string& name) {
     return Status(StatusCode::kInvalidArgument, "xattr name must be 1..255 bytes", ERANGE);
   }
   if (name.rfind(kInternalXattrPrefix, 0) == 0) {
-    return Status(StatusCode::kPermissionDenied, "xattr namespace trusted.cairn. is reserved", EPERM);
+    return Status(StatusCode::kPermissionDenied, "xattr namespace trusted.cairn. is reserved",
+                  EPERM);
   }
   static constexpr std::string_view kAllowed[] = {"user.", "trusted.", "security."};
   for (auto p : kAllowed) {

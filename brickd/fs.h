@@ -33,6 +33,8 @@ class Fd {
   ~Fd() { Reset(); }
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  // Gives up ownership and returns the descriptor.
+  int Release() { return std::exchange(fd_, -1); }
   void Reset() {
     if (fd_ >= 0 && owned_) ::close(fd_);
     fd_ = -1;

@@ -75,7 +75,8 @@ int Run(int argc, char** argv) {
     return 2;
   }
   if (flags.GetString("token-file").empty() || flags.GetString("admin-token-file").empty()) {
-    spdlog::critical("event=config-error reason=\"--token-file and --admin-token-file are required\"");
+    spdlog::critical(
+        "event=config-error reason=\"--token-file and --admin-token-file are required\"");
     return 2;
   }
   auto data_token = ReadSecretFile(flags.GetString("token-file"));
@@ -161,8 +162,9 @@ int Run(int argc, char** argv) {
     metrics.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("ok\n", "text/plain");
     });
-    metrics_port = hp->second == 0 ? metrics.bind_to_any_port(hp->first)
-                                   : (metrics.bind_to_port(hp->first, hp->second) ? hp->second : -1);
+    metrics_port = hp->second == 0
+                       ? metrics.bind_to_any_port(hp->first)
+                       : (metrics.bind_to_port(hp->first, hp->second) ? hp->second : -1);
     if (metrics_port <= 0) {
       spdlog::critical("event=listen-failed address={}", addr);
       return 1;

@@ -7,10 +7,10 @@ namespace cairn::brickd {
 
 std::string_view OpName(Op op) {
   static constexpr std::array<std::string_view, static_cast<size_t>(Op::kCount)> kNames = {
-      "lookup",  "getattr",  "setattr", "create",    "mknod",   "mkdir",    "symlink",
-      "link",    "readlink", "read",    "write",     "fsync",   "fallocate", "truncate",
-      "unlink",  "rmdir",    "rename",  "readdir",   "getxattr", "setxattr", "listxattr",
-      "removexattr", "statfs", "forget", "listdirty", "cleardirty"};
+      "lookup",      "getattr",  "setattr", "create",    "mknod",     "mkdir",     "symlink",
+      "link",        "readlink", "read",    "write",     "fsync",     "fallocate", "truncate",
+      "unlink",      "rmdir",    "rename",  "readdir",   "getxattr",  "setxattr",  "listxattr",
+      "removexattr", "statfs",   "forget",  "listdirty", "cleardirty"};
   auto i = static_cast<size_t>(op);
   return i < kNames.size() ? kNames[i] : "unknown";
 }
@@ -59,10 +59,12 @@ std::string RenderPrometheus(const std::vector<BrickMetricsView>& bricks) {
 
   out += "# HELP cairn_brick_capacity_bytes Capacity limit of the brick (0: none).\n";
   out += "# TYPE cairn_brick_capacity_bytes gauge\n";
-  for (const auto& b : bricks) line("cairn_brick_capacity_bytes", "brick=\"" + b.brick_id + "\"", b.capacity_bytes);
+  for (const auto& b : bricks)
+    line("cairn_brick_capacity_bytes", "brick=\"" + b.brick_id + "\"", b.capacity_bytes);
   out += "# HELP cairn_brick_used_bytes Bytes allocated to files on the brick.\n";
   out += "# TYPE cairn_brick_used_bytes gauge\n";
-  for (const auto& b : bricks) line("cairn_brick_used_bytes", "brick=\"" + b.brick_id + "\"", b.used_bytes);
+  for (const auto& b : bricks)
+    line("cairn_brick_used_bytes", "brick=\"" + b.brick_id + "\"", b.used_bytes);
   out += "# HELP cairn_brick_read_bytes_total Payload bytes read.\n";
   out += "# TYPE cairn_brick_read_bytes_total counter\n";
   for (const auto& b : bricks) {
@@ -80,8 +82,8 @@ std::string RenderPrometheus(const std::vector<BrickMetricsView>& bricks) {
     for (size_t i = 0; i < static_cast<size_t>(Op::kCount); ++i) {
       auto snap = b.stats->Snapshot(static_cast<Op>(i));
       if (snap.count == 0) continue;
-      std::string labels = "brick=\"" + b.brick_id + "\",op=\"" +
-                           std::string(OpName(static_cast<Op>(i))) + "\"";
+      std::string labels =
+          "brick=\"" + b.brick_id + "\",op=\"" + std::string(OpName(static_cast<Op>(i))) + "\"";
       ops += "cairn_brick_ops_total{" + labels + "} " + std::to_string(snap.count) + "\n";
       errors += "cairn_brick_op_errors_total{" + labels + "} " + std::to_string(snap.errors) + "\n";
       uint64_t cumulative = 0;

@@ -21,9 +21,32 @@ namespace cairn::brickd {
 
 // Every Brick RPC, in proto order.
 enum class Op : uint8_t {
-  kLookup, kGetAttr, kSetAttr, kCreate, kMknod, kMkdir, kSymlink, kLink, kReadlink, kRead,
-  kWrite, kFsync, kFallocate, kTruncate, kUnlink, kRmdir, kRename, kReadDir, kGetXattr,
-  kSetXattr, kListXattr, kRemoveXattr, kStatFs, kForget, kListDirty, kClearDirty,
+  kLookup,
+  kGetAttr,
+  kSetAttr,
+  kCreate,
+  kMknod,
+  kMkdir,
+  kSymlink,
+  kLink,
+  kReadlink,
+  kRead,
+  kWrite,
+  kFsync,
+  kFallocate,
+  kTruncate,
+  kUnlink,
+  kRmdir,
+  kRename,
+  kReadDir,
+  kGetXattr,
+  kSetXattr,
+  kListXattr,
+  kRemoveXattr,
+  kStatFs,
+  kForget,
+  kListDirty,
+  kClearDirty,
   kCount
 };
 

@@ -132,8 +132,8 @@ StatusOr<pb::AttachReply> BrickRegistry::Attach(const pb::AttachRequest& req) {
     }
   }
   bool initialised = false;
-  CAIRN_ASSIGN_OR_RETURN(
-      auto brick, Brick::Open({req.brick_id(), path, req.capacity_bytes()}, &initialised));
+  CAIRN_ASSIGN_OR_RETURN(auto brick,
+                         Brick::Open({req.brick_id(), path, req.capacity_bytes()}, &initialised));
   {
     std::unique_lock lock(mu_);
     bricks_.emplace(req.brick_id(), brick);
@@ -144,8 +144,8 @@ StatusOr<pb::AttachReply> BrickRegistry::Attach(const pb::AttachRequest& req) {
     bricks_.erase(req.brick_id());
     return saved.WithContext("record attached brick");
   }
-  spdlog::info("event=attached brick={} path={} capacity_bytes={} initialised={}",
-               req.brick_id(), path, req.capacity_bytes(), initialised);
+  spdlog::info("event=attached brick={} path={} capacity_bytes={} initialised={}", req.brick_id(),
+               path, req.capacity_bytes(), initialised);
   pb::AttachReply reply;
   *reply.mutable_brick() = InfoOf(*brick);
   reply.set_initialised(initialised);

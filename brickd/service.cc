@@ -44,12 +44,12 @@ grpc::Status BrickServiceImpl::Serve(Op op, grpc::ServerContext* ctx, const Req&
 }
 
 // Runs `call` (a Brick method returning StatusOr<T>) and moves the value into *out.
-#define CAIRN_SERVE(OP, METHOD, OUT_EXPR)                             \
-  return Serve(Op::OP, ctx, *req, [&](Brick& b) -> Status {            \
-    auto r = b.METHOD(*req);                                          \
-    if (!r.ok()) return r.status();                                   \
-    OUT_EXPR = std::move(*r);                                         \
-    return Status::Ok();                                              \
+#define CAIRN_SERVE(OP, METHOD, OUT_EXPR)                   \
+  return Serve(Op::OP, ctx, *req, [&](Brick& b) -> Status { \
+    auto r = b.METHOD(*req);                                \
+    if (!r.ok()) return r.status();                         \
+    OUT_EXPR = std::move(*r);                               \
+    return Status::Ok();                                    \
   })
 
 grpc::Status BrickServiceImpl::Lookup(grpc::ServerContext* ctx, const pb::LookupRequest* req,
@@ -132,14 +132,12 @@ grpc::Status BrickServiceImpl::SetXattr(grpc::ServerContext* ctx, const pb::SetX
                                         pb::AttrReply* out) {
   CAIRN_SERVE(kSetXattr, SetXattr, *out->mutable_attr());
 }
-grpc::Status BrickServiceImpl::ListXattr(grpc::ServerContext* ctx,
-                                         const pb::ListXattrRequest* req,
+grpc::Status BrickServiceImpl::ListXattr(grpc::ServerContext* ctx, const pb::ListXattrRequest* req,
                                          pb::ListXattrReply* out) {
   CAIRN_SERVE(kListXattr, ListXattr, *out);
 }
 grpc::Status BrickServiceImpl::RemoveXattr(grpc::ServerContext* ctx,
-                                           const pb::RemoveXattrRequest* req,
-                                           pb::AttrReply* out) {
+                                           const pb::RemoveXattrRequest* req, pb::AttrReply* out) {
   CAIRN_SERVE(kRemoveXattr, RemoveXattr, *out->mutable_attr());
 }
 grpc::Status BrickServiceImpl::StatFs(grpc::ServerContext* ctx, const pb::StatFsRequest* req,
@@ -150,8 +148,7 @@ grpc::Status BrickServiceImpl::Forget(grpc::ServerContext* ctx, const pb::Forget
                                       pb::Empty*) {
   return Serve(Op::kForget, ctx, *req, [&](Brick& b) { return b.Forget(*req); });
 }
-grpc::Status BrickServiceImpl::ListDirty(grpc::ServerContext* ctx,
-                                         const pb::ListDirtyRequest* req,
+grpc::Status BrickServiceImpl::ListDirty(grpc::ServerContext* ctx, const pb::ListDirtyRequest* req,
                                          pb::ListDirtyReply* out) {
   CAIRN_SERVE(kListDirty, ListDirty, *out);
 }

@@ -56,12 +56,10 @@ class BrickServiceImpl final : public pb::Brick::Service {
   grpc::Status Unlink(grpc::ServerContext*, const pb::UnlinkRequest*, pb::UnlinkReply*) override;
   grpc::Status Rmdir(grpc::ServerContext*, const pb::UnlinkRequest*, pb::UnlinkReply*) override;
   grpc::Status Rename(grpc::ServerContext*, const pb::RenameRequest*, pb::RenameReply*) override;
-  grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest*,
-                       pb::ReadDirReply*) override;
+  grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest*, pb::ReadDirReply*) override;
   grpc::Status GetXattr(grpc::ServerContext*, const pb::GetXattrRequest*,
                         pb::GetXattrReply*) override;
-  grpc::Status SetXattr(grpc::ServerContext*, const pb::SetXattrRequest*,
-                        pb::AttrReply*) override;
+  grpc::Status SetXattr(grpc::ServerContext*, const pb::SetXattrRequest*, pb::AttrReply*) override;
   grpc::Status ListXattr(grpc::ServerContext*, const pb::ListXattrRequest*,
                          pb::ListXattrReply*) override;
   grpc::Status RemoveXattr(grpc::ServerContext*, const pb::RemoveXattrRequest*,

@@ -7,13 +7,16 @@
 
 #include <cerrno>
 
+#include "common/id.h"
 #include "common/status_errno.h"
 
 namespace cairn {
 
 Status WriteFileAtomic(const std::string& path, std::string_view contents, int mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // Unique per call (pid alone collides between threads and across restarts of
+  // pid 1 in a container); O_EXCL so a leftover never lends us its mode.
+  std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + RandomHexToken(6);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return StatusFromErrno(errno, "create " + tmp);
   size_t done = 0;
   while (done < contents.size()) {

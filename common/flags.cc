@@ -17,8 +17,8 @@ void Flags::AddString(const std::string& name, std::string default_value, std::s
   flags_[name] = Flag{Type::kString, default_value, std::move(help), default_value};
 }
 void Flags::AddInt(const std::string& name, int64_t default_value, std::string help) {
-  flags_[name] =
-      Flag{Type::kInt, std::to_string(default_value), std::move(help), std::to_string(default_value)};
+  flags_[name] = Flag{Type::kInt, std::to_string(default_value), std::move(help),
+                      std::to_string(default_value)};
 }
 void Flags::AddBool(const std::string& name, bool default_value, std::string help) {
   const char* v = default_value ? "true" : "false";
@@ -31,7 +31,9 @@ Status Flags::Set(const std::string& name, const std::string& value, bool from_f
   Flag& f = it->second;
   if (from_file && f.set) return Status::Ok();  // the command line wins
   switch (f.type) {
-    case Type::kString: f.value = value; break;
+    case Type::kString:
+      f.value = value;
+      break;
     case Type::kInt: {
       int64_t v = 0;
       auto r = std::from_chars(value.data(), value.data() + value.size(), v);

@@ -3,6 +3,7 @@
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <memory>
@@ -30,11 +31,21 @@ std::string JsonEscape(std::string_view s) {
   out.reserve(s.size() + 8);
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -54,7 +65,11 @@ Status InitLogging(const LogOptions& options) {
     return Status::InvalidArgument("unknown log level '" + options.level +
                                    "' (trace, debug, info, warn, error, critical, off)");
   }
-  auto logger = spdlog::stderr_color_mt(options.name + "-" + std::to_string(::getpid()));
+  // Not registered by name: stderr_color_mt would throw when InitLogging runs
+  // twice; set_default_logger replaces the previous default instead.
+  auto logger =
+      std::make_shared<spdlog::logger>(options.name + "-" + std::to_string(::getpid()),
+                                       std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   auto formatter = std::make_unique<spdlog::pattern_formatter>(
       options.json ? spdlog::pattern_time_type::utc : spdlog::pattern_time_type::local);
   if (options.json) {

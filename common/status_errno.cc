@@ -8,13 +8,15 @@ namespace cairn {
 
 StatusCode CodeFromErrno(int err) {
   switch (err) {
-    case 0: return StatusCode::kOk;
+    case 0:
+      return StatusCode::kOk;
     case ENOENT:
     case ENODATA:
     case ESTALE:
     case ENXIO:
       return StatusCode::kNotFound;
-    case EEXIST: return StatusCode::kAlreadyExists;
+    case EEXIST:
+      return StatusCode::kAlreadyExists;
     case EACCES:
     case EPERM:
       return StatusCode::kPermissionDenied;
@@ -47,7 +49,8 @@ StatusCode CodeFromErrno(int err) {
     case ENOSYS:
     case ENOTTY:
       return StatusCode::kUnimplemented;
-    case ETIMEDOUT: return StatusCode::kDeadlineExceeded;
+    case ETIMEDOUT:
+      return StatusCode::kDeadlineExceeded;
     case ECONNREFUSED:
     case ECONNRESET:
     case EHOSTUNREACH:
@@ -58,8 +61,10 @@ StatusCode CodeFromErrno(int err) {
     case ECANCELED:
     case EINTR:
       return StatusCode::kCancelled;
-    case EDEADLK: return StatusCode::kAborted;
-    default: return StatusCode::kInternal;  // EIO and the rest
+    case EDEADLK:
+      return StatusCode::kAborted;
+    default:
+      return StatusCode::kInternal;  // EIO and the rest
   }
 }
 
@@ -75,18 +80,30 @@ int ErrnoFromStatus(const Status& status) {
   if (status.ok()) return 0;
   if (status.posix_errno() != 0) return status.posix_errno();
   switch (status.code()) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kCancelled: return ECANCELED;
-    case StatusCode::kInvalidArgument: return EINVAL;
-    case StatusCode::kDeadlineExceeded: return ETIMEDOUT;
-    case StatusCode::kNotFound: return ENOENT;
-    case StatusCode::kAlreadyExists: return EEXIST;
-    case StatusCode::kPermissionDenied: return EACCES;
-    case StatusCode::kResourceExhausted: return ENOSPC;
-    case StatusCode::kFailedPrecondition: return EPERM;
-    case StatusCode::kOutOfRange: return ERANGE;
-    case StatusCode::kUnimplemented: return EOPNOTSUPP;
-    case StatusCode::kUnauthenticated: return EACCES;
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kCancelled:
+      return ECANCELED;
+    case StatusCode::kInvalidArgument:
+      return EINVAL;
+    case StatusCode::kDeadlineExceeded:
+      return ETIMEDOUT;
+    case StatusCode::kNotFound:
+      return ENOENT;
+    case StatusCode::kAlreadyExists:
+      return EEXIST;
+    case StatusCode::kPermissionDenied:
+      return EACCES;
+    case StatusCode::kResourceExhausted:
+      return ENOSPC;
+    case StatusCode::kFailedPrecondition:
+      return EPERM;
+    case StatusCode::kOutOfRange:
+      return ERANGE;
+    case StatusCode::kUnimplemented:
+      return EOPNOTSUPP;
+    case StatusCode::kUnauthenticated:
+      return EACCES;
     case StatusCode::kUnknown:
     case StatusCode::kAborted:
     case StatusCode::kInternal:
