@@ -18,6 +18,7 @@
 #include "brickd/metrics.h"
 #include "brickd/registry.h"
 #include "brickd/service.h"
+#include "brickd/worker_pool.h"
 #include "common/file_util.h"
 #include "common/flags.h"
 #include "common/log.h"
@@ -58,7 +59,7 @@ int Run(int argc, char** argv) {
   flags.AddString("state-file", "", "file recording attached bricks, re-attached at start");
   flags.AddString("ready-file", "",
                   "written once serving: {\"pid\",\"grpc_port\",\"metrics_port\"}");
-  flags.AddInt("threads", 16, "most request threads (all bricks share them)");
+  flags.AddInt("threads", 16, "worker threads doing file system work (all bricks share them)");
   flags.AddString("log-level", "info", "trace, debug, info, warn, error");
   flags.AddBool("log-json", false, "log one JSON object per line");
   if (Status s = flags.Parse(argc, argv); !s.ok()) {
@@ -110,8 +111,10 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  BrickServiceImpl brick_service(&registry, &auth);
-  BrickAdminServiceImpl admin_service(&registry, &auth);
+  // File system work of every call, all bricks together.
+  WorkerPool pool(threads, /*max_queued=*/1 << 16);
+  BrickServiceImpl brick_service(&registry, &auth, &pool);
+  BrickAdminServiceImpl admin_service(&registry, &auth, &pool);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int grpc_port = 0;
@@ -122,12 +125,9 @@ int Run(int argc, char** argv) {
   // A write carries up to kMaxIoBytes of payload plus a small header.
   builder.SetMaxReceiveMessageSize(static_cast<int>(kMaxIoBytes + (64 << 10)));
   builder.SetMaxSendMessageSize(static_cast<int>(kMaxIoBytes + (64 << 10)));
-  grpc::ResourceQuota quota("brickd");
-  quota.SetMaxThreads(threads);
-  builder.SetResourceQuota(quota);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 2);
+  // One listener per address: without this, gRPC binds port 0 several times
+  // (SO_REUSEPORT) and lets a second brickd share a taken port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     spdlog::critical("event=listen-failed address={}", flags.GetString("listen"));
@@ -184,7 +184,8 @@ int Run(int argc, char** argv) {
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("event=shutdown signal={}", sig);
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // In-flight calls get a moment to finish; idle client connections are not waited for.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   if (metrics_thread.joinable()) {
     metrics.stop();
     metrics_thread.join();

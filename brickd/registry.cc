@@ -2,11 +2,14 @@
 #include "brickd/registry.h"
 
 #include <chrono>
+#include <climits>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/status_errno.h"
 
 namespace cairn::brickd {
 
@@ -105,7 +108,13 @@ Status BrickRegistry::Restore() {
 
 StatusOr<pb::AttachReply> BrickRegistry::Attach(const pb::AttachRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateBrickId(req.brick_id()));
-  CAIRN_ASSIGN_OR_RETURN(std::string path, NormalPath(req.path()));
+  CAIRN_ASSIGN_OR_RETURN(std::string normal, NormalPath(req.path()));
+  // Compare real locations: a symlinked path must not hide nesting or aliasing.
+  char real[PATH_MAX];
+  if (::realpath(normal.c_str(), real) == nullptr) {
+    return StatusFromErrno(errno, "brick path " + normal);
+  }
+  const std::string path = real;
   std::lock_guard admin(admin_mu_);
   {
     std::shared_lock lock(mu_);

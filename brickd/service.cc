@@ -1,5 +1,5 @@
-// gRPC glue: authenticate, find the brick, run the operation, record metrics,
-// map the Status. Nothing else happens here.
+// gRPC glue: authenticate, queue the work on the pool, find the brick, run the
+// operation, record metrics, map the Status. Nothing else happens here.
 #include "brickd/service.h"
 
 #include <chrono>
@@ -23,174 +23,144 @@ Status Authenticator::CheckHeader(std::string_view header, Role role) const {
   return Status::Unauthenticated("invalid token");
 }
 
-Status Authenticator::Check(const grpc::ServerContext& context, Role role) const {
+Status Authenticator::Check(const grpc::ServerContextBase& context, Role role) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return Status::Unauthenticated("missing bearer token");
   return CheckHeader(std::string_view(it->second.data(), it->second.size()), role);
 }
 
+namespace {
+
+// Calls allowed to wait for a worker before brickd answers RESOURCE_EXHAUSTED.
+constexpr size_t kMaxQueuedCalls = 1 << 16;
+
+grpc::ServerUnaryReactor* Finished(grpc::CallbackServerContext* ctx, const Status& s) {
+  auto* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(s, ctx));
+  return reactor;
+}
+
+Status Overloaded() {
+  return Status::ResourceExhausted("brickd is overloaded: too many calls queued");
+}
+
+}  // namespace
+
 template <typename Req, typename Fn>
-grpc::Status BrickServiceImpl::Serve(Op op, grpc::ServerContext* ctx, const Req& req, Fn&& fn) {
-  if (Status s = auth_->Check(*ctx, Role::kData); !s.ok()) return ToGrpcStatus(s, ctx);
-  std::shared_ptr<Brick> brick = registry_->Find(req.brick_id());
-  if (!brick) {
-    return ToGrpcStatus(Status::NotFound("no brick '" + req.brick_id() + "' on this node"), ctx);
+grpc::ServerUnaryReactor* BrickServiceImpl::Serve(Op op, grpc::CallbackServerContext* ctx,
+                                                  const Req* req, Fn fn) {
+  if (Status s = auth_->Check(*ctx, Role::kData); !s.ok()) return Finished(ctx, s);
+  auto* reactor = ctx->DefaultReactor();
+  bool queued = pool_->Submit([this, op, ctx, req, reactor, fn = std::move(fn)]() mutable {
+    std::shared_ptr<Brick> brick = registry_->Find(req->brick_id());
+    Status s;
+    if (!brick) {
+      s = Status::NotFound("no brick '" + req->brick_id() + "' on this node");
+    } else {
+      auto start = std::chrono::steady_clock::now();
+      s = fn(*brick);
+      brick->stats().Record(op, std::chrono::steady_clock::now() - start, s.ok());
+    }
+    reactor->Finish(ToGrpcStatus(s, ctx));
+  });
+  if (!queued) reactor->Finish(ToGrpcStatus(Overloaded(), ctx));
+  return reactor;
+}
+
+// A Brick RPC whose Brick method returns StatusOr<T>: the value goes to OUT.
+#define CAIRN_BRICK_RPC(METHOD, REQ, REP, OP, OUT)                                       \
+  grpc::ServerUnaryReactor* BrickServiceImpl::METHOD(grpc::CallbackServerContext* ctx,   \
+                                                     const pb::REQ* req, pb::REP* out) { \
+    return Serve(Op::OP, ctx, req, [req, out](Brick& b) -> Status {                      \
+      auto r = b.METHOD(*req);                                                           \
+      if (!r.ok()) return r.status();                                                    \
+      OUT = std::move(*r);                                                               \
+      return Status::Ok();                                                               \
+    });                                                                                  \
   }
-  auto start = std::chrono::steady_clock::now();
-  Status s = fn(*brick);
-  brick->stats().Record(op, std::chrono::steady_clock::now() - start, s.ok());
-  return ToGrpcStatus(s, ctx);
+
+CAIRN_BRICK_RPC(Lookup, LookupRequest, AttrReply, kLookup, *out->mutable_attr())
+CAIRN_BRICK_RPC(GetAttr, GetAttrRequest, AttrReply, kGetAttr, *out->mutable_attr())
+CAIRN_BRICK_RPC(SetAttr, SetAttrRequest, AttrReply, kSetAttr, *out->mutable_attr())
+CAIRN_BRICK_RPC(Create, CreateRequest, AttrReply, kCreate, *out->mutable_attr())
+CAIRN_BRICK_RPC(Mknod, CreateRequest, AttrReply, kMknod, *out->mutable_attr())
+CAIRN_BRICK_RPC(Mkdir, CreateRequest, AttrReply, kMkdir, *out->mutable_attr())
+CAIRN_BRICK_RPC(Symlink, CreateRequest, AttrReply, kSymlink, *out->mutable_attr())
+CAIRN_BRICK_RPC(Link, LinkRequest, AttrReply, kLink, *out->mutable_attr())
+CAIRN_BRICK_RPC(Readlink, ReadlinkRequest, ReadlinkReply, kReadlink, *out)
+CAIRN_BRICK_RPC(Read, ReadRequest, ReadReply, kRead, *out)
+CAIRN_BRICK_RPC(Write, WriteRequest, WriteReply, kWrite, *out)
+CAIRN_BRICK_RPC(Fallocate, FallocateRequest, AttrReply, kFallocate, *out->mutable_attr())
+CAIRN_BRICK_RPC(Truncate, TruncateRequest, AttrReply, kTruncate, *out->mutable_attr())
+CAIRN_BRICK_RPC(Unlink, UnlinkRequest, UnlinkReply, kUnlink, *out)
+CAIRN_BRICK_RPC(Rmdir, UnlinkRequest, UnlinkReply, kRmdir, *out)
+CAIRN_BRICK_RPC(Rename, RenameRequest, RenameReply, kRename, *out)
+CAIRN_BRICK_RPC(ReadDir, ReadDirRequest, ReadDirReply, kReadDir, *out)
+CAIRN_BRICK_RPC(GetXattr, GetXattrRequest, GetXattrReply, kGetXattr, *out)
+CAIRN_BRICK_RPC(SetXattr, SetXattrRequest, AttrReply, kSetXattr, *out->mutable_attr())
+CAIRN_BRICK_RPC(ListXattr, ListXattrRequest, ListXattrReply, kListXattr, *out)
+CAIRN_BRICK_RPC(RemoveXattr, RemoveXattrRequest, AttrReply, kRemoveXattr, *out->mutable_attr())
+CAIRN_BRICK_RPC(StatFs, StatFsRequest, StatFsReply, kStatFs, *out)
+CAIRN_BRICK_RPC(ListDirty, ListDirtyRequest, ListDirtyReply, kListDirty, *out)
+CAIRN_BRICK_RPC(ClearDirty, ClearDirtyRequest, ClearDirtyReply, kClearDirty, *out)
+
+#undef CAIRN_BRICK_RPC
+
+grpc::ServerUnaryReactor* BrickServiceImpl::Fsync(grpc::CallbackServerContext* ctx,
+                                                  const pb::FsyncRequest* req, pb::Empty*) {
+  return Serve(Op::kFsync, ctx, req, [req](Brick& b) { return b.Fsync(*req); });
+}
+grpc::ServerUnaryReactor* BrickServiceImpl::Forget(grpc::CallbackServerContext* ctx,
+                                                   const pb::ForgetRequest* req, pb::Empty*) {
+  return Serve(Op::kForget, ctx, req, [req](Brick& b) { return b.Forget(*req); });
 }
 
-// Runs `call` (a Brick method returning StatusOr<T>) and moves the value into *out.
-#define CAIRN_SERVE(OP, METHOD, OUT_EXPR)                   \
-  return Serve(Op::OP, ctx, *req, [&](Brick& b) -> Status { \
-    auto r = b.METHOD(*req);                                \
-    if (!r.ok()) return r.status();                         \
-    OUT_EXPR = std::move(*r);                               \
-    return Status::Ok();                                    \
-  })
-
-grpc::Status BrickServiceImpl::Lookup(grpc::ServerContext* ctx, const pb::LookupRequest* req,
-                                      pb::AttrReply* out) {
-  CAIRN_SERVE(kLookup, Lookup, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::GetAttr(grpc::ServerContext* ctx, const pb::GetAttrRequest* req,
-                                       pb::AttrReply* out) {
-  CAIRN_SERVE(kGetAttr, GetAttr, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::SetAttr(grpc::ServerContext* ctx, const pb::SetAttrRequest* req,
-                                       pb::AttrReply* out) {
-  CAIRN_SERVE(kSetAttr, SetAttr, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Create(grpc::ServerContext* ctx, const pb::CreateRequest* req,
-                                      pb::AttrReply* out) {
-  CAIRN_SERVE(kCreate, Create, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Mknod(grpc::ServerContext* ctx, const pb::CreateRequest* req,
-                                     pb::AttrReply* out) {
-  CAIRN_SERVE(kMknod, Mknod, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Mkdir(grpc::ServerContext* ctx, const pb::CreateRequest* req,
-                                     pb::AttrReply* out) {
-  CAIRN_SERVE(kMkdir, Mkdir, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Symlink(grpc::ServerContext* ctx, const pb::CreateRequest* req,
-                                       pb::AttrReply* out) {
-  CAIRN_SERVE(kSymlink, Symlink, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Link(grpc::ServerContext* ctx, const pb::LinkRequest* req,
-                                    pb::AttrReply* out) {
-  CAIRN_SERVE(kLink, Link, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Readlink(grpc::ServerContext* ctx, const pb::ReadlinkRequest* req,
-                                        pb::ReadlinkReply* out) {
-  CAIRN_SERVE(kReadlink, Readlink, *out);
-}
-grpc::Status BrickServiceImpl::Read(grpc::ServerContext* ctx, const pb::ReadRequest* req,
-                                    pb::ReadReply* out) {
-  CAIRN_SERVE(kRead, Read, *out);
-}
-grpc::Status BrickServiceImpl::Write(grpc::ServerContext* ctx, const pb::WriteRequest* req,
-                                     pb::WriteReply* out) {
-  CAIRN_SERVE(kWrite, Write, *out);
-}
-grpc::Status BrickServiceImpl::Fsync(grpc::ServerContext* ctx, const pb::FsyncRequest* req,
-                                     pb::Empty*) {
-  return Serve(Op::kFsync, ctx, *req, [&](Brick& b) { return b.Fsync(*req); });
-}
-grpc::Status BrickServiceImpl::Fallocate(grpc::ServerContext* ctx, const pb::FallocateRequest* req,
-                                         pb::AttrReply* out) {
-  CAIRN_SERVE(kFallocate, Fallocate, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Truncate(grpc::ServerContext* ctx, const pb::TruncateRequest* req,
-                                        pb::AttrReply* out) {
-  CAIRN_SERVE(kTruncate, Truncate, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::Unlink(grpc::ServerContext* ctx, const pb::UnlinkRequest* req,
-                                      pb::UnlinkReply* out) {
-  CAIRN_SERVE(kUnlink, Unlink, *out);
-}
-grpc::Status BrickServiceImpl::Rmdir(grpc::ServerContext* ctx, const pb::UnlinkRequest* req,
-                                     pb::UnlinkReply* out) {
-  CAIRN_SERVE(kRmdir, Rmdir, *out);
-}
-grpc::Status BrickServiceImpl::Rename(grpc::ServerContext* ctx, const pb::RenameRequest* req,
-                                      pb::RenameReply* out) {
-  CAIRN_SERVE(kRename, Rename, *out);
-}
-grpc::Status BrickServiceImpl::ReadDir(grpc::ServerContext* ctx, const pb::ReadDirRequest* req,
-                                       pb::ReadDirReply* out) {
-  CAIRN_SERVE(kReadDir, ReadDir, *out);
-}
-grpc::Status BrickServiceImpl::GetXattr(grpc::ServerContext* ctx, const pb::GetXattrRequest* req,
-                                        pb::GetXattrReply* out) {
-  CAIRN_SERVE(kGetXattr, GetXattr, *out);
-}
-grpc::Status BrickServiceImpl::SetXattr(grpc::ServerContext* ctx, const pb::SetXattrRequest* req,
-                                        pb::AttrReply* out) {
-  CAIRN_SERVE(kSetXattr, SetXattr, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::ListXattr(grpc::ServerContext* ctx, const pb::ListXattrRequest* req,
-                                         pb::ListXattrReply* out) {
-  CAIRN_SERVE(kListXattr, ListXattr, *out);
-}
-grpc::Status BrickServiceImpl::RemoveXattr(grpc::ServerContext* ctx,
-                                           const pb::RemoveXattrRequest* req, pb::AttrReply* out) {
-  CAIRN_SERVE(kRemoveXattr, RemoveXattr, *out->mutable_attr());
-}
-grpc::Status BrickServiceImpl::StatFs(grpc::ServerContext* ctx, const pb::StatFsRequest* req,
-                                      pb::StatFsReply* out) {
-  CAIRN_SERVE(kStatFs, StatFs, *out);
-}
-grpc::Status BrickServiceImpl::Forget(grpc::ServerContext* ctx, const pb::ForgetRequest* req,
-                                      pb::Empty*) {
-  return Serve(Op::kForget, ctx, *req, [&](Brick& b) { return b.Forget(*req); });
-}
-grpc::Status BrickServiceImpl::ListDirty(grpc::ServerContext* ctx, const pb::ListDirtyRequest* req,
-                                         pb::ListDirtyReply* out) {
-  CAIRN_SERVE(kListDirty, ListDirty, *out);
-}
-grpc::Status BrickServiceImpl::ClearDirty(grpc::ServerContext* ctx,
-                                          const pb::ClearDirtyRequest* req,
-                                          pb::ClearDirtyReply* out) {
-  CAIRN_SERVE(kClearDirty, ClearDirty, *out);
+template <typename Req, typename Fn>
+grpc::ServerUnaryReactor* BrickAdminServiceImpl::Serve(grpc::CallbackServerContext* ctx, const Req*,
+                                                       Fn fn) {
+  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return Finished(ctx, s);
+  auto* reactor = ctx->DefaultReactor();
+  bool queued = pool_->Submit(
+      [ctx, reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpcStatus(fn(), ctx)); });
+  if (!queued) reactor->Finish(ToGrpcStatus(Overloaded(), ctx));
+  return reactor;
 }
 
-#undef CAIRN_SERVE
-
-grpc::Status BrickAdminServiceImpl::Attach(grpc::ServerContext* ctx, const pb::AttachRequest* req,
-                                           pb::AttachReply* out) {
-  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return ToGrpcStatus(s, ctx);
-  auto r = registry_->Attach(*req);
-  if (!r.ok()) return ToGrpcStatus(r.status(), ctx);
-  *out = std::move(*r);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* BrickAdminServiceImpl::Attach(grpc::CallbackServerContext* ctx,
+                                                        const pb::AttachRequest* req,
+                                                        pb::AttachReply* out) {
+  return Serve(ctx, req, [this, req, out]() -> Status {
+    auto r = registry_->Attach(*req);
+    if (!r.ok()) return r.status();
+    *out = std::move(*r);
+    return Status::Ok();
+  });
 }
 
-grpc::Status BrickAdminServiceImpl::Detach(grpc::ServerContext* ctx, const pb::DetachRequest* req,
-                                           pb::Empty*) {
-  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return ToGrpcStatus(s, ctx);
-  return ToGrpcStatus(registry_->Detach(req->brick_id()), ctx);
+grpc::ServerUnaryReactor* BrickAdminServiceImpl::Detach(grpc::CallbackServerContext* ctx,
+                                                        const pb::DetachRequest* req, pb::Empty*) {
+  return Serve(ctx, req, [this, req] { return registry_->Detach(req->brick_id()); });
 }
 
-grpc::Status BrickAdminServiceImpl::ListBricks(grpc::ServerContext* ctx,
-                                               const pb::ListBricksRequest*,
-                                               pb::ListBricksReply* out) {
-  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return ToGrpcStatus(s, ctx);
-  for (const auto& b : registry_->List()) *out->add_bricks() = InfoOf(*b);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* BrickAdminServiceImpl::ListBricks(grpc::CallbackServerContext* ctx,
+                                                            const pb::ListBricksRequest* req,
+                                                            pb::ListBricksReply* out) {
+  return Serve(ctx, req, [this, out] {
+    for (const auto& b : registry_->List()) *out->add_bricks() = InfoOf(*b);
+    return Status::Ok();
+  });
 }
 
-grpc::Status BrickAdminServiceImpl::SetCapacity(grpc::ServerContext* ctx,
-                                                const pb::SetCapacityRequest* req,
-                                                pb::BrickInfo* out) {
-  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return ToGrpcStatus(s, ctx);
-  auto r = registry_->SetCapacity(req->brick_id(), req->capacity_bytes());
-  if (!r.ok()) return ToGrpcStatus(r.status(), ctx);
-  *out = std::move(*r);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* BrickAdminServiceImpl::SetCapacity(grpc::CallbackServerContext* ctx,
+                                                             const pb::SetCapacityRequest* req,
+                                                             pb::BrickInfo* out) {
+  return Serve(ctx, req, [this, req, out]() -> Status {
+    auto r = registry_->SetCapacity(req->brick_id(), req->capacity_bytes());
+    if (!r.ok()) return r.status();
+    *out = std::move(*r);
+    return Status::Ok();
+  });
 }
 
 }  // namespace cairn::brickd

@@ -2,13 +2,15 @@
 //
 // Every call authenticates with "authorization: Bearer <token>": the data
 // token (or the admin token) for Brick, the admin token for BrickAdmin.
-// Servers are gRPC's synchronous kind on a bounded thread pool: no thread,
-// port or process per brick.
+// Servers use gRPC's callback API; the file system work of every call runs on
+// one bounded WorkerPool shared by all bricks: no thread, port or process per
+// brick, and calls beyond the pool's size queue rather than fail.
 #pragma once
 
 #include <string>
 
 #include "brickd/registry.h"
+#include "brickd/worker_pool.h"
 #include "common/status.h"
 #include "proto/brick.grpc.pb.h"
 
@@ -23,7 +25,7 @@ class Authenticator {
   Authenticator(std::string data_token, std::string admin_token)
       : data_token_(std::move(data_token)), admin_token_(std::move(admin_token)) {}
   // Ok iff the call carries a token good for `role`.
-  Status Check(const grpc::ServerContext& context, Role role) const;
+  Status Check(const grpc::ServerContextBase& context, Role role) const;
   // Same, for a raw "Authorization" header value (HTTP).
   Status CheckHeader(std::string_view header, Role role) const;
 
@@ -32,67 +34,96 @@ class Authenticator {
   const std::string admin_token_;
 };
 
-class BrickServiceImpl final : public pb::Brick::Service {
+// The data path. Work runs on `pool`; calls beyond its size wait in its queue.
+class BrickServiceImpl final : public pb::Brick::CallbackService {
  public:
-  BrickServiceImpl(BrickRegistry* registry, const Authenticator* auth)
-      : registry_(registry), auth_(auth) {}
+  BrickServiceImpl(BrickRegistry* registry, const Authenticator* auth, WorkerPool* pool)
+      : registry_(registry), auth_(auth), pool_(pool) {}
 
-  grpc::Status Lookup(grpc::ServerContext*, const pb::LookupRequest*, pb::AttrReply*) override;
-  grpc::Status GetAttr(grpc::ServerContext*, const pb::GetAttrRequest*, pb::AttrReply*) override;
-  grpc::Status SetAttr(grpc::ServerContext*, const pb::SetAttrRequest*, pb::AttrReply*) override;
-  grpc::Status Create(grpc::ServerContext*, const pb::CreateRequest*, pb::AttrReply*) override;
-  grpc::Status Mknod(grpc::ServerContext*, const pb::CreateRequest*, pb::AttrReply*) override;
-  grpc::Status Mkdir(grpc::ServerContext*, const pb::CreateRequest*, pb::AttrReply*) override;
-  grpc::Status Symlink(grpc::ServerContext*, const pb::CreateRequest*, pb::AttrReply*) override;
-  grpc::Status Link(grpc::ServerContext*, const pb::LinkRequest*, pb::AttrReply*) override;
-  grpc::Status Readlink(grpc::ServerContext*, const pb::ReadlinkRequest*,
-                        pb::ReadlinkReply*) override;
-  grpc::Status Read(grpc::ServerContext*, const pb::ReadRequest*, pb::ReadReply*) override;
-  grpc::Status Write(grpc::ServerContext*, const pb::WriteRequest*, pb::WriteReply*) override;
-  grpc::Status Fsync(grpc::ServerContext*, const pb::FsyncRequest*, pb::Empty*) override;
-  grpc::Status Fallocate(grpc::ServerContext*, const pb::FallocateRequest*,
-                         pb::AttrReply*) override;
-  grpc::Status Truncate(grpc::ServerContext*, const pb::TruncateRequest*, pb::AttrReply*) override;
-  grpc::Status Unlink(grpc::ServerContext*, const pb::UnlinkRequest*, pb::UnlinkReply*) override;
-  grpc::Status Rmdir(grpc::ServerContext*, const pb::UnlinkRequest*, pb::UnlinkReply*) override;
-  grpc::Status Rename(grpc::ServerContext*, const pb::RenameRequest*, pb::RenameReply*) override;
-  grpc::Status ReadDir(grpc::ServerContext*, const pb::ReadDirRequest*, pb::ReadDirReply*) override;
-  grpc::Status GetXattr(grpc::ServerContext*, const pb::GetXattrRequest*,
-                        pb::GetXattrReply*) override;
-  grpc::Status SetXattr(grpc::ServerContext*, const pb::SetXattrRequest*, pb::AttrReply*) override;
-  grpc::Status ListXattr(grpc::ServerContext*, const pb::ListXattrRequest*,
-                         pb::ListXattrReply*) override;
-  grpc::Status RemoveXattr(grpc::ServerContext*, const pb::RemoveXattrRequest*,
-                           pb::AttrReply*) override;
-  grpc::Status StatFs(grpc::ServerContext*, const pb::StatFsRequest*, pb::StatFsReply*) override;
-  grpc::Status Forget(grpc::ServerContext*, const pb::ForgetRequest*, pb::Empty*) override;
-  grpc::Status ListDirty(grpc::ServerContext*, const pb::ListDirtyRequest*,
-                         pb::ListDirtyReply*) override;
-  grpc::Status ClearDirty(grpc::ServerContext*, const pb::ClearDirtyRequest*,
-                          pb::ClearDirtyReply*) override;
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext*, const pb::LookupRequest*,
+                                   pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* GetAttr(grpc::CallbackServerContext*, const pb::GetAttrRequest*,
+                                    pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* SetAttr(grpc::CallbackServerContext*, const pb::SetAttrRequest*,
+                                    pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Create(grpc::CallbackServerContext*, const pb::CreateRequest*,
+                                   pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Mknod(grpc::CallbackServerContext*, const pb::CreateRequest*,
+                                  pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Mkdir(grpc::CallbackServerContext*, const pb::CreateRequest*,
+                                  pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Symlink(grpc::CallbackServerContext*, const pb::CreateRequest*,
+                                    pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Link(grpc::CallbackServerContext*, const pb::LinkRequest*,
+                                 pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Readlink(grpc::CallbackServerContext*, const pb::ReadlinkRequest*,
+                                     pb::ReadlinkReply*) override;
+  grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext*, const pb::ReadRequest*,
+                                 pb::ReadReply*) override;
+  grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext*, const pb::WriteRequest*,
+                                  pb::WriteReply*) override;
+  grpc::ServerUnaryReactor* Fsync(grpc::CallbackServerContext*, const pb::FsyncRequest*,
+                                  pb::Empty*) override;
+  grpc::ServerUnaryReactor* Fallocate(grpc::CallbackServerContext*, const pb::FallocateRequest*,
+                                      pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Truncate(grpc::CallbackServerContext*, const pb::TruncateRequest*,
+                                     pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* Unlink(grpc::CallbackServerContext*, const pb::UnlinkRequest*,
+                                   pb::UnlinkReply*) override;
+  grpc::ServerUnaryReactor* Rmdir(grpc::CallbackServerContext*, const pb::UnlinkRequest*,
+                                  pb::UnlinkReply*) override;
+  grpc::ServerUnaryReactor* Rename(grpc::CallbackServerContext*, const pb::RenameRequest*,
+                                   pb::RenameReply*) override;
+  grpc::ServerUnaryReactor* ReadDir(grpc::CallbackServerContext*, const pb::ReadDirRequest*,
+                                    pb::ReadDirReply*) override;
+  grpc::ServerUnaryReactor* GetXattr(grpc::CallbackServerContext*, const pb::GetXattrRequest*,
+                                     pb::GetXattrReply*) override;
+  grpc::ServerUnaryReactor* SetXattr(grpc::CallbackServerContext*, const pb::SetXattrRequest*,
+                                     pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* ListXattr(grpc::CallbackServerContext*, const pb::ListXattrRequest*,
+                                      pb::ListXattrReply*) override;
+  grpc::ServerUnaryReactor* RemoveXattr(grpc::CallbackServerContext*, const pb::RemoveXattrRequest*,
+                                        pb::AttrReply*) override;
+  grpc::ServerUnaryReactor* StatFs(grpc::CallbackServerContext*, const pb::StatFsRequest*,
+                                   pb::StatFsReply*) override;
+  grpc::ServerUnaryReactor* Forget(grpc::CallbackServerContext*, const pb::ForgetRequest*,
+                                   pb::Empty*) override;
+  grpc::ServerUnaryReactor* ListDirty(grpc::CallbackServerContext*, const pb::ListDirtyRequest*,
+                                      pb::ListDirtyReply*) override;
+  grpc::ServerUnaryReactor* ClearDirty(grpc::CallbackServerContext*, const pb::ClearDirtyRequest*,
+                                       pb::ClearDirtyReply*) override;
 
  private:
   template <typename Req, typename Fn>
-  grpc::Status Serve(Op op, grpc::ServerContext* ctx, const Req& req, Fn&& fn);
+  grpc::ServerUnaryReactor* Serve(Op op, grpc::CallbackServerContext* ctx, const Req* req, Fn fn);
 
   BrickRegistry* const registry_;
   const Authenticator* const auth_;
+  WorkerPool* const pool_;
 };
 
-class BrickAdminServiceImpl final : public pb::BrickAdmin::Service {
+// Attach/detach/list/resize; admin token only.
+class BrickAdminServiceImpl final : public pb::BrickAdmin::CallbackService {
  public:
-  BrickAdminServiceImpl(BrickRegistry* registry, const Authenticator* auth)
-      : registry_(registry), auth_(auth) {}
-  grpc::Status Attach(grpc::ServerContext*, const pb::AttachRequest*, pb::AttachReply*) override;
-  grpc::Status Detach(grpc::ServerContext*, const pb::DetachRequest*, pb::Empty*) override;
-  grpc::Status ListBricks(grpc::ServerContext*, const pb::ListBricksRequest*,
-                          pb::ListBricksReply*) override;
-  grpc::Status SetCapacity(grpc::ServerContext*, const pb::SetCapacityRequest*,
-                           pb::BrickInfo*) override;
+  BrickAdminServiceImpl(BrickRegistry* registry, const Authenticator* auth, WorkerPool* pool)
+      : registry_(registry), auth_(auth), pool_(pool) {}
+
+  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext*, const pb::AttachRequest*,
+                                   pb::AttachReply*) override;
+  grpc::ServerUnaryReactor* Detach(grpc::CallbackServerContext*, const pb::DetachRequest*,
+                                   pb::Empty*) override;
+  grpc::ServerUnaryReactor* ListBricks(grpc::CallbackServerContext*, const pb::ListBricksRequest*,
+                                       pb::ListBricksReply*) override;
+  grpc::ServerUnaryReactor* SetCapacity(grpc::CallbackServerContext*, const pb::SetCapacityRequest*,
+                                        pb::BrickInfo*) override;
 
  private:
+  template <typename Req, typename Fn>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx, const Req* req, Fn fn);
+
   BrickRegistry* const registry_;
   const Authenticator* const auth_;
+  WorkerPool* const pool_;
 };
 
 }  // namespace cairn::brickd

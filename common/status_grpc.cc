@@ -6,7 +6,7 @@
 
 namespace cairn {
 
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context) {
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context) {
   if (status.ok()) return grpc::Status::OK;
   if (context != nullptr && status.posix_errno() != 0) {
     context->AddTrailingMetadata(kErrnoMetadataKey, std::to_string(status.posix_errno()));

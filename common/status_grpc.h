@@ -18,7 +18,7 @@ inline constexpr char kErrnoMetadataKey[] = "cairn-errno";
 
 // Converts `status` for a server reply; records its errno in `context`'s
 // trailing metadata when there is one (context may be null).
-grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContext* context);
+grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context);
 
 // Converts the result of a finished client call, reading the errno (if any)
 // from `context`'s trailing metadata.

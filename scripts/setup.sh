@@ -9,7 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libssl-dev libsqlite3-dev
   libfuse3-dev fuse3 libiscsi-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  attr iproute2 procps psmisc python3
+  attr iproute2 procps psmisc python3 curl
 )
 # GlusterFS is only needed for the side-by-side benchmarks: `scripts/setup.sh --bench`.
 if [[ "${1:-}" == "--bench" ]]; then
