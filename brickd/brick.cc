@@ -139,26 +139,7 @@ pb::FileType TypeOf(mode_t mode) {
   }
 }
 
-pb::FileType TypeOfDirent(unsigned char d_type) {
-  switch (d_type) {
-    case DT_REG:
-      return pb::FILE_TYPE_REGULAR;
-    case DT_DIR:
-      return pb::FILE_TYPE_DIRECTORY;
-    case DT_LNK:
-      return pb::FILE_TYPE_SYMLINK;
-    case DT_FIFO:
-      return pb::FILE_TYPE_FIFO;
-    case DT_SOCK:
-      return pb::FILE_TYPE_SOCKET;
-    case DT_CHR:
-      return pb::FILE_TYPE_CHAR_DEVICE;
-    case DT_BLK:
-      return pb::FILE_TYPE_BLOCK_DEVICE;
-    default:
-      return pb::FILE_TYPE_UNSPECIFIED;
-  }
-}
+pb::FileType TypeOfDirent(unsigned char d_type) { return TypeOf(DTTOIF(d_type)); }
 
 int64_t Ns(const struct timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
@@ -489,6 +470,45 @@ struct BrickOps {
       return Errno("update directory handle");
     }
     return Status::Ok();
+  }
+
+  // Unlink (dir false) or Rmdir (dir true) of `req.name` in `req.parent_id`.
+  StatusOr<pb::UnlinkReply> RemoveEntry(const pb::UnlinkRequest& req, bool dir) {
+    const char* what = dir ? "rmdir '" : "unlink '";
+    CAIRN_ASSIGN_OR_RETURN(Uuid parent, ParseId(req.parent_id(), "parent_id"));
+    CAIRN_RETURN_IF_ERROR(ValidateName(req.name(), parent == Uuid::Root()));
+    ObjectLock lock(&b, parent);
+    CAIRN_ASSIGN_OR_RETURN(Fd pfd, OpenDir(parent));
+    struct stat st;
+    if (::fstatat(pfd.get(), req.name().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Errno(what + req.name() + "'");
+    }
+    if (S_ISDIR(st.st_mode) != dir) {
+      return dir ? Status(StatusCode::kFailedPrecondition,
+                          "'" + req.name() + "' is not a directory", ENOTDIR)
+                 : Status(StatusCode::kFailedPrecondition, "'" + req.name() + "' is a directory",
+                          EISDIR);
+    }
+    auto id = IdAt(pfd.get(), req.name());
+    if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(MarkDirty(parent));
+    if (::unlinkat(pfd.get(), req.name().c_str(), dir ? AT_REMOVEDIR : 0) != 0) {
+      return Errno(what + req.name() + "'");
+    }
+    pb::UnlinkReply reply;
+    if (id.ok()) {
+      if (dir) {
+        ::unlinkat(b.meta_fd_, DirHandleRel(*id).c_str(), 0);
+        ::unlinkat(b.meta_fd_, DirtyRel(*id).c_str(), 0);
+      } else {
+        ReleaseIfUnlinked(*id, req.keep_open());
+        // Links left, as the client counts them (without the index link).
+        reply.set_nlink(st.st_nlink > 2 ? static_cast<uint32_t>(st.st_nlink - 2) : 0);
+      }
+      reply.set_id(id->Raw());
+    }
+    Versions pv;
+    CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
+    return reply;
   }
 
   // Entry creation shared by Create, Mknod, Mkdir and Symlink.
@@ -1105,61 +1125,11 @@ StatusOr<pb::Attr> Brick::Truncate(const pb::TruncateRequest& req) {
 }
 
 StatusOr<pb::UnlinkReply> Brick::Unlink(const pb::UnlinkRequest& req) {
-  BrickOps ops{*this};
-  CAIRN_ASSIGN_OR_RETURN(Uuid parent, ParseId(req.parent_id(), "parent_id"));
-  CAIRN_RETURN_IF_ERROR(ValidateName(req.name(), parent == Uuid::Root()));
-  ObjectLock lock(this, parent);
-  CAIRN_ASSIGN_OR_RETURN(Fd pfd, ops.OpenDir(parent));
-  struct stat st;
-  if (::fstatat(pfd.get(), req.name().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Errno("unlink '" + req.name() + "'");
-  }
-  if (S_ISDIR(st.st_mode)) {
-    return Status(StatusCode::kFailedPrecondition, "'" + req.name() + "' is a directory", EISDIR);
-  }
-  auto id = ops.IdAt(pfd.get(), req.name());
-  if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(parent));
-  if (::unlinkat(pfd.get(), req.name().c_str(), 0) != 0)
-    return Errno("unlink '" + req.name() + "'");
-  pb::UnlinkReply reply;
-  if (id.ok()) {
-    ops.ReleaseIfUnlinked(*id, req.keep_open());
-    reply.set_id(id->Raw());
-    reply.set_nlink(st.st_nlink > 2 ? static_cast<uint32_t>(st.st_nlink - 2) : 0);
-  }
-  Versions pv;
-  CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
-  return reply;
+  return BrickOps{*this}.RemoveEntry(req, /*dir=*/false);
 }
 
 StatusOr<pb::UnlinkReply> Brick::Rmdir(const pb::UnlinkRequest& req) {
-  BrickOps ops{*this};
-  CAIRN_ASSIGN_OR_RETURN(Uuid parent, ParseId(req.parent_id(), "parent_id"));
-  CAIRN_RETURN_IF_ERROR(ValidateName(req.name(), parent == Uuid::Root()));
-  ObjectLock lock(this, parent);
-  CAIRN_ASSIGN_OR_RETURN(Fd pfd, ops.OpenDir(parent));
-  struct stat st;
-  if (::fstatat(pfd.get(), req.name().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Errno("rmdir '" + req.name() + "'");
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return Status(StatusCode::kFailedPrecondition, "'" + req.name() + "' is not a directory",
-                  ENOTDIR);
-  }
-  auto id = ops.IdAt(pfd.get(), req.name());
-  if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(parent));
-  if (::unlinkat(pfd.get(), req.name().c_str(), AT_REMOVEDIR) != 0) {
-    return Errno("rmdir '" + req.name() + "'");
-  }
-  pb::UnlinkReply reply;
-  if (id.ok()) {
-    ::unlinkat(meta_fd_, DirHandleRel(*id).c_str(), 0);
-    ::unlinkat(meta_fd_, DirtyRel(*id).c_str(), 0);
-    reply.set_id(id->Raw());
-  }
-  Versions pv;
-  CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
-  return reply;
+  return BrickOps{*this}.RemoveEntry(req, /*dir=*/true);
 }
 
 StatusOr<pb::RenameReply> Brick::Rename(const pb::RenameRequest& req) {

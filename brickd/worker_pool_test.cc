@@ -30,10 +30,11 @@ TEST(WorkerPoolTest, TasksBeyondThreadCountWaitAndAllRun) {
 }
 
 TEST(WorkerPoolTest, FullQueueRefusesInsteadOfGrowing) {
-  WorkerPool pool(1, 2);
+  // Declared before the pool: the pool joins its worker before these go away.
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
   std::promise<void> started;
+  WorkerPool pool(1, 2);
   ASSERT_TRUE(pool.Submit([&] {
     started.set_value();
     gate.wait();
