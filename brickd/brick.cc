@@ -1256,10 +1256,8 @@ StatusOr<pb::ReadDirReply> Brick::ReadDir(const pb::ReadDirRequest& req) {
           auto cid = ops.IdAt(fd, name);
           if (cid.ok()) {
             std::string raw;
-            Versions v;
-            if (GetXattrPath(ProcPath(fd, name), kVersionXattr, &raw) == 0 || errno != ENODATA) {
-              v = DecodeVersions(raw);
-            }
+            Versions v;  // zero when never versioned
+            if (GetXattrPath(ProcPath(fd, name), kVersionXattr, &raw) == 0) v = DecodeVersions(raw);
             FillAttr(st, *cid, v, de->mutable_attr());
             de->set_id(cid->Raw());
           }
