@@ -32,6 +32,9 @@ constexpr char kIdXattr[] = "trusted.cairn.id";
 constexpr char kVersionXattr[] = "trusted.cairn.ver";
 constexpr char kMetaDir[] = ".cairn";
 constexpr char kInternalXattrPrefix[] = "trusted.cairn.";
+// Names under the internal prefix that belong to clients (distribution): a
+// directory's hash layout and a pointer file's target subvolume.
+constexpr std::string_view kClientXattrs[] = {"trusted.cairn.layout", "trusted.cairn.linkto"};
 constexpr int kFormatVersion = 1;
 constexpr uint32_t kDefaultReadDirEntries = 1024;
 constexpr size_t kReadDirMaxBytes = 1u << 20;
@@ -155,6 +158,8 @@ struct timespec Ts(int64_t ns) {
   return ts;
 }
 
+using XattrList = google::protobuf::RepeatedPtrField<pb::Xattr>;
+
 struct Versions {
   uint64_t data = 0, meta = 0, entry = 0;
 };
@@ -168,6 +173,12 @@ Versions DecodeVersions(const std::string& raw) {
     std::memcpy(&v.entry, raw.data() + 16, 8);
   }
   return v;
+}
+
+void SetVersion(const Versions& v, pb::Version* out) {
+  out->set_data(v.data);
+  out->set_meta(v.meta);
+  out->set_entry(v.entry);
 }
 
 void FillAttr(const struct stat& st, const Uuid& id, const Versions& v, pb::Attr* a) {
@@ -187,10 +198,7 @@ void FillAttr(const struct stat& st, const Uuid& id, const Versions& v, pb::Attr
   a->set_atime_ns(Ns(st.st_atim));
   a->set_mtime_ns(Ns(st.st_mtim));
   a->set_ctime_ns(Ns(st.st_ctim));
-  auto* ver = a->mutable_version();
-  ver->set_data(v.data);
-  ver->set_meta(v.meta);
-  ver->set_entry(v.entry);
+  SetVersion(v, a->mutable_version());
 }
 
 bool VersionEquals(const Versions& a, const pb::Version& b) {
@@ -208,6 +216,26 @@ int WithFanout(int meta_fd, const std::string& rel, MakeFn&& make) {
     r = make();
   }
   return r;
+}
+
+Status ValidateXattrName(const std::string& name) {
+  if (name.empty() || name.size() > XATTR_NAME_MAX) {
+    return Status(StatusCode::kInvalidArgument, "xattr name must be 1..255 bytes", ERANGE);
+  }
+  if (name.rfind(kInternalXattrPrefix, 0) == 0) {
+    for (auto allowed : kClientXattrs) {
+      if (name == allowed) return Status::Ok();
+    }
+    return Status(StatusCode::kPermissionDenied, "xattr namespace trusted.cairn. is reserved",
+                  EPERM);
+  }
+  static constexpr std::string_view kAllowed[] = {"user.", "trusted.", "security."};
+  for (auto p : kAllowed) {
+    if (name.compare(0, p.size(), p) == 0 && name.size() > p.size()) return Status::Ok();
+  }
+  if (name == "system.posix_acl_access" || name == "system.posix_acl_default") return Status::Ok();
+  return Status(StatusCode::kUnimplemented, "unsupported xattr namespace in '" + name + "'",
+                EOPNOTSUPP);
 }
 
 }  // namespace
@@ -508,6 +536,7 @@ struct BrickOps {
     }
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
+    SetVersion(pv, reply.mutable_parent_version());
     return reply;
   }
 
@@ -538,6 +567,15 @@ struct BrickOps {
     }
     const uid_t uid = req.caller().uid();
     const gid_t gid = req.caller().gid();
+    if (req.xattrs_size() > 16) {
+      return Status(StatusCode::kInvalidArgument, "at most 16 xattrs with a create", E2BIG);
+    }
+    for (const pb::Xattr& x : req.xattrs()) {
+      CAIRN_RETURN_IF_ERROR(ValidateXattrName(x.name()));
+      if (x.value().size() > 4096) {
+        return Status(StatusCode::kInvalidArgument, "xattr value over 4096 bytes", E2BIG);
+      }
+    }
 
     ObjectLock lock(&b, parent);
     CAIRN_ASSIGN_OR_RETURN(Fd pfd, OpenDir(parent));
@@ -553,7 +591,8 @@ struct BrickOps {
     }
     Fd obj;
     if (kind == Kind::kDir) {
-      CAIRN_ASSIGN_OR_RETURN(obj, MakeDir(pfd.get(), parent, id, req.name(), mode, uid, gid));
+      CAIRN_ASSIGN_OR_RETURN(
+          obj, MakeDir(pfd.get(), parent, id, req.name(), mode, uid, gid, req.xattrs()));
     } else {
       std::string rel = HandleRel(id);
       int r = WithFanout(b.meta_fd_, rel, [&]() -> int {
@@ -582,7 +621,7 @@ struct BrickOps {
       if (fd < 0) return Errno("open new " + req.name());
       obj = Fd(fd);
       Status s = InitObject(obj.get(), id, kind == Kind::kSymlink ? 0 : (mode & 07777), uid, gid,
-                            kind == Kind::kSymlink);
+                            kind == Kind::kSymlink, req.xattrs());
       if (s.ok() && ::linkat(b.meta_fd_, rel.c_str(), pfd.get(), req.name().c_str(), 0) != 0) {
         s = Errno("link " + req.name());
       }
@@ -594,14 +633,22 @@ struct BrickOps {
     }
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
-    return AttrOf(obj.get(), id);
+    CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, AttrOf(obj.get(), id));
+    SetVersion(pv, attr.mutable_parent_version());
+    return attr;
   }
 
   // Sets id, owner and mode of a new object (fd may be O_PATH).
-  Status InitObject(int fd, const Uuid& id, mode_t perm, uid_t uid, gid_t gid, bool is_symlink) {
+  Status InitObject(int fd, const Uuid& id, mode_t perm, uid_t uid, gid_t gid, bool is_symlink,
+                    const XattrList& xattrs) {
     std::string proc = ProcPath(fd);
     if (::setxattr(proc.c_str(), kIdXattr, id.bytes().data(), Uuid::kSize, XATTR_CREATE) != 0) {
       return Errno("set id");
+    }
+    for (const pb::Xattr& x : xattrs) {
+      if (::setxattr(proc.c_str(), x.name().c_str(), x.value().data(), x.value().size(), 0) != 0) {
+        return Errno("set xattr " + x.name());
+      }
     }
     if (::fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0) return Errno("chown");
     // chown may clear set-id bits; set the mode after it.
@@ -612,7 +659,7 @@ struct BrickOps {
   // A directory is staged in tmp/ with its id, owner and mode, then renamed
   // into place (RENAME_NOREPLACE), so a crash never leaves one without an id.
   StatusOr<Fd> MakeDir(int pfd, const Uuid& parent, const Uuid& id, const std::string& name,
-                       mode_t mode, uid_t uid, gid_t gid) {
+                       mode_t mode, uid_t uid, gid_t gid, const XattrList& xattrs) {
     std::string rel = DirHandleRel(id);
     Status s = WriteDirHandle(id, parent, name, /*replace=*/false);
     if (!s.ok()) {
@@ -633,7 +680,7 @@ struct BrickOps {
     int fd = ::openat(b.meta_fd_, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return fail(Errno("open new directory"));
     Fd dir(fd);
-    Status init = InitObject(fd, id, mode, uid, gid, false);
+    Status init = InitObject(fd, id, mode, uid, gid, false, xattrs);
     if (!init.ok()) return fail(init);
     if (::renameat2(b.meta_fd_, tmp.c_str(), pfd, name.c_str(), RENAME_NOREPLACE) != 0) {
       return fail(Errno("mkdir " + name));
@@ -944,7 +991,9 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
   Versions pv;
   CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
-  return ops.AttrOf(obj.fd.get(), id);
+  CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, ops.AttrOf(obj.fd.get(), id));
+  SetVersion(pv, attr.mutable_parent_version());
+  return attr;
 }
 
 StatusOr<pb::ReadlinkReply> Brick::Readlink(const pb::ReadlinkRequest& req) {
@@ -1195,8 +1244,10 @@ StatusOr<pb::RenameReply> Brick::Rename(const pb::RenameRequest& req) {
   }
   Versions v;
   CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), opfd.get(), VersionField::kEntry, &v));
+  SetVersion(v, reply.mutable_old_parent_version());
   if (new_parent != old_parent) {
     CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), npfd, VersionField::kEntry, &v));
+    SetVersion(v, reply.mutable_new_parent_version());
   }
   return reply;
 }
@@ -1272,26 +1323,6 @@ StatusOr<pb::ReadDirReply> Brick::ReadDir(const pb::ReadDirRequest& req) {
   return reply;
 }
 
-namespace {
-
-Status ValidateXattrName(const std::string& name) {
-  if (name.empty() || name.size() > XATTR_NAME_MAX) {
-    return Status(StatusCode::kInvalidArgument, "xattr name must be 1..255 bytes", ERANGE);
-  }
-  if (name.rfind(kInternalXattrPrefix, 0) == 0) {
-    return Status(StatusCode::kPermissionDenied, "xattr namespace trusted.cairn. is reserved",
-                  EPERM);
-  }
-  static constexpr std::string_view kAllowed[] = {"user.", "trusted.", "security."};
-  for (auto p : kAllowed) {
-    if (name.compare(0, p.size(), p) == 0 && name.size() > p.size()) return Status::Ok();
-  }
-  if (name == "system.posix_acl_access" || name == "system.posix_acl_default") return Status::Ok();
-  return Status(StatusCode::kUnimplemented, "unsupported xattr namespace in '" + name + "'",
-                EOPNOTSUPP);
-}
-
-}  // namespace
 
 StatusOr<pb::GetXattrReply> Brick::GetXattr(const pb::GetXattrRequest& req) {
   BrickOps ops{*this};

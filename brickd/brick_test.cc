@@ -827,6 +827,80 @@ TEST_F(BrickTest, MarkedMutationsBumpVersionsAndEnterDirtyIndex) {
   for (const auto& d : dirty->entries()) EXPECT_NE(d.id(), f);
 }
 
+TEST_F(BrickTest, EntryOpsReportTheParentVersionForClearDirty) {
+  std::string d = Mkdir(Root(), "d");
+  auto made = MakeEntry(d, "f", 'f', 0644, "", /*dirty=*/true);
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(made->parent_version().entry(), 1u);
+  made = MakeEntry(d, "g", 'f', 0644, "", /*dirty=*/true);
+  ASSERT_TRUE(made.ok());
+  EXPECT_EQ(made->parent_version().entry(), 2u);
+  // The reported version clears the parent's mark.
+  pb::ClearDirtyRequest cd;
+  auto* e = cd.add_entries();
+  e->set_id(d);
+  *e->mutable_version() = made->parent_version();
+  EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 1u);
+
+  pb::UnlinkRequest u;
+  u.set_parent_id(d);
+  u.set_name("g");
+  u.mutable_txn()->set_mark_dirty(true);
+  auto un = brick_->Unlink(u);
+  ASSERT_TRUE(un.ok());
+  EXPECT_EQ(un->parent_version().entry(), 3u);
+
+  pb::RenameRequest r;
+  r.set_old_parent_id(d);
+  r.set_old_name("f");
+  r.set_new_parent_id(Root());
+  r.set_new_name("f2");
+  r.mutable_txn()->set_mark_dirty(true);
+  auto rn = brick_->Rename(r);
+  ASSERT_TRUE(rn.ok());
+  EXPECT_EQ(rn->old_parent_version().entry(), 4u);
+  EXPECT_EQ(rn->new_parent_version().entry(), GetAttr(Root())->version().entry());
+}
+
+TEST_F(BrickTest, CreateSetsClientXattrsBeforeTheNameAppears) {
+  pb::CreateRequest r;
+  r.set_parent_id(Root());
+  r.set_name("dir");
+  r.set_new_id(Uuid::Random().Raw());
+  r.set_mode(0755);
+  auto* x = r.add_xattrs();
+  x->set_name("trusted.cairn.layout");
+  x->set_value("v1 layout");
+  auto made = brick_->Mkdir(r);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  pb::GetXattrRequest g;
+  g.set_id(made->id());
+  g.set_name("trusted.cairn.layout");
+  EXPECT_EQ(brick_->GetXattr(g)->value(), "v1 layout");
+  // A pointer file carries its target; the brick's own names stay reserved.
+  r.set_name("ptr");
+  r.set_new_id(Uuid::Random().Raw());
+  r.set_mode(0);
+  x->set_name("trusted.cairn.linkto");
+  x->set_value("1");
+  ASSERT_TRUE(brick_->Mknod(r).ok());
+  r.set_name("bad");
+  r.set_new_id(Uuid::Random().Raw());
+  x->set_name("trusted.cairn.ver");
+  EXPECT_ERRNO(brick_->Create(r), EPERM);
+  EXPECT_FALSE(fs::exists(path_ + "/bad"));
+  x->set_name("user.ok");
+  x->set_value(std::string(5000, 'v'));
+  EXPECT_ERRNO(brick_->Create(r), E2BIG);
+  // Clients may update the layout later (expansion).
+  pb::SetXattrRequest s;
+  s.set_id(made->id());
+  s.set_name("trusted.cairn.layout");
+  s.set_value("v2 layout");
+  EXPECT_TRUE(brick_->SetXattr(s).ok());
+  EXPECT_EQ(brick_->GetXattr(g)->value(), "v2 layout");
+}
+
 TEST_F(BrickTest, ListDirtyPagesInIdOrder) {
   for (int i = 0; i < 30; ++i)
     ASSERT_TRUE(MakeEntry(Root(), "f" + std::to_string(i), 'f', 0644, "", true).ok());
