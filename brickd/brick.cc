@@ -1323,7 +1323,6 @@ StatusOr<pb::ReadDirReply> Brick::ReadDir(const pb::ReadDirRequest& req) {
   return reply;
 }
 
-
 StatusOr<pb::GetXattrReply> Brick::GetXattr(const pb::GetXattrRequest& req) {
   BrickOps ops{*this};
   CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(req.id(), "id"));

@@ -133,7 +133,7 @@ BrickdProcess::BrickdProcess(BrickdOptions options) : options_(std::move(options
     const char* env = ::getenv("CAIRN_BRICKD");
     options_.binary = env != nullptr && *env != '\0' ? env : CAIRN_BRICKD_PATH;
   }
-  data_token_ = RandomHexToken();
+  data_token_ = options_.data_token.empty() ? RandomHexToken() : options_.data_token;
   admin_token_ = RandomHexToken();
 }
 

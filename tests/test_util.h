@@ -80,6 +80,8 @@ struct BrickdOptions {
   // --threads; 0 keeps brickd's default.
   int threads = 0;
   std::string log_level = "info";
+  // The data token; empty: a random one. (Nodes of one test volume share one.)
+  std::string data_token;
   // Appended to the command line as given.
   std::vector<std::string> extra_args;
   // How long Start/Restart wait for the ready file.

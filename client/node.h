@@ -1,0 +1,128 @@
+// Connections to brickd nodes and parallel calls to several bricks.
+//
+// One gRPC channel per brickd node, shared by every brick of every
+// subvolume it serves. Calls use the callback API so a mutation goes to all
+// replicas at once and the caller waits for the slowest (one round trip).
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <latch>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/status_grpc.h"
+#include "proto/brick.grpc.pb.h"
+
+namespace cairn::client {
+
+namespace pb = ::cairn::brick::v1;
+
+// One brickd process.
+class Node {
+ public:
+  explicit Node(std::string address);
+
+  const std::string& address() const { return address_; }
+  pb::Brick::Stub* stub() const { return stub_.get(); }
+
+  // False after a call failed for transport reasons until a probe succeeds.
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
+  // Returns true if this call changed the state.
+  bool SetConnected(bool up) { return connected_.exchange(up) != up; }
+
+ private:
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Brick::Stub> stub_;
+  std::atomic<bool> connected_{true};
+};
+
+// The result of one call to one brick.
+template <class Rep>
+struct BrickResult {
+  bool sent = false;       // false: skipped (node known to be down)
+  bool transport = false;  // unreachable, reset or timed out: the brick's state is unknown
+  Status status;           // ok, or the brick's answer (with errno)
+  Rep reply;
+  bool ok() const { return sent && status.ok(); }
+};
+
+// True for gRPC failures that say nothing about the operation's outcome.
+bool IsTransportFailure(const grpc::Status& status);
+
+struct CallTarget {
+  Node* node = nullptr;
+  std::string brick_id;
+};
+
+// Logs a node going away (once per transition).
+void OnDisconnect(const Node& node, const Status& why);
+
+// Sets up a context: deadline and bearer token.
+void PrepareContext(grpc::ClientContext* ctx, const std::string& token,
+                    std::chrono::milliseconds timeout);
+
+// Calls `issue(async_stub, ctx, request, reply, done)` for every target whose
+// node is connected (all of them if `include_down`), in parallel, and waits
+// for all answers. `make_request(i)` builds the request for target i.
+//   auto r = FanOut<pb::WriteRequest, pb::WriteReply>(targets, token, timeout,
+//       [&](size_t i) { ... }, CAIRN_ASYNC(Write));
+template <class Req, class Rep, class MakeReq, class Issue>
+std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
+                                     const std::string& token, std::chrono::milliseconds timeout,
+                                     MakeReq make_request, Issue issue, bool include_down = false) {
+  const size_t n = targets.size();
+  std::vector<BrickResult<Rep>> results(n);
+  std::vector<Req> requests(n);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(n);
+  std::vector<grpc::Status> statuses(n);
+  size_t pending = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (targets[i].node->connected() || include_down) ++pending;
+  }
+  std::latch done(static_cast<std::ptrdiff_t>(pending));
+  for (size_t i = 0; i < n; ++i) {
+    if (!targets[i].node->connected() && !include_down) {
+      results[i].transport = true;
+      results[i].status = Status(
+          StatusCode::kUnavailable,
+          "brick " + targets[i].brick_id + " on " + targets[i].node->address() + " is disconnected",
+          ENOTCONN);
+      continue;
+    }
+    requests[i] = make_request(i);
+    contexts[i] = std::make_unique<grpc::ClientContext>();
+    PrepareContext(contexts[i].get(), token, timeout);
+    results[i].sent = true;
+    issue(targets[i].node->stub()->async(), contexts[i].get(), &requests[i], &results[i].reply,
+          [&done, &statuses, i](grpc::Status s) {
+            statuses[i] = std::move(s);
+            done.count_down();
+          });
+  }
+  done.wait();
+  for (size_t i = 0; i < n; ++i) {
+    if (!results[i].sent) continue;
+    if (statuses[i].ok()) continue;
+    results[i].transport = IsTransportFailure(statuses[i]);
+    results[i].status = FromGrpcStatus(statuses[i], *contexts[i]);
+    if (results[i].transport && targets[i].node->SetConnected(false)) {
+      OnDisconnect(*targets[i].node, results[i].status);
+    }
+  }
+  return results;
+}
+
+// A generic "issue" callable for FanOut: CAIRN_ASYNC(Write).
+#define CAIRN_ASYNC(Method)                                          \
+  [](auto* async_stub, auto* ctx, auto* req, auto* rep, auto done) { \
+    async_stub->Method(ctx, req, rep, std::move(done));              \
+  }
+
+}  // namespace cairn::client
