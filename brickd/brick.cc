@@ -181,6 +181,23 @@ void SetVersion(const Versions& v, pb::Version* out) {
   out->set_entry(v.entry);
 }
 
+// Records the client-visible xattr names of `path` in `a`. `magic`: path is
+// /proc/self/fd/N of the object itself (followed, which lands on the object
+// even for a symlink); otherwise the final component is not followed.
+void FillXattrNames(const std::string& path, bool magic, pb::Attr* a) {
+  char buf[4096];
+  ssize_t n = magic ? ::listxattr(path.c_str(), buf, sizeof(buf))
+                    : ::llistxattr(path.c_str(), buf, sizeof(buf));
+  if (n < 0) return;  // too many to list here (ERANGE) or unsupported: not valid
+  a->set_xattr_names_valid(true);
+  for (ssize_t pos = 0; pos < n;) {
+    std::string_view name(buf + pos);
+    pos += static_cast<ssize_t>(name.size()) + 1;
+    if (name.rfind(kInternalXattrPrefix, 0) == 0) continue;
+    a->add_xattr_names(std::string(name));
+  }
+}
+
 void FillAttr(const struct stat& st, const Uuid& id, const Versions& v, pb::Attr* a) {
   a->set_id(id.Raw());
   a->set_type(TypeOf(st.st_mode));
@@ -881,6 +898,7 @@ StatusOr<pb::Attr> Brick::Lookup(const pb::LookupRequest& req) {
   }
   pb::Attr a;
   FillAttr(st, id, ops.ReadVersions(fd), &a);
+  FillXattrNames(ProcPath(fd), /*magic=*/true, &a);
   return a;
 }
 
@@ -1310,6 +1328,7 @@ StatusOr<pb::ReadDirReply> Brick::ReadDir(const pb::ReadDirRequest& req) {
             Versions v;  // zero when never versioned
             if (GetXattrPath(ProcPath(fd, name), kVersionXattr, &raw) == 0) v = DecodeVersions(raw);
             FillAttr(st, *cid, v, de->mutable_attr());
+            FillXattrNames(ProcPath(fd, name), /*magic=*/false, de->mutable_attr());
             de->set_id(cid->Raw());
           }
           de->set_type(TypeOf(st.st_mode));

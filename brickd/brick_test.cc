@@ -576,6 +576,40 @@ TEST_F(BrickTest, SetAttrOnSymlinkChangesTheLinkNotItsTarget) {
   EXPECT_EQ(t->mode() & 07777, 0644u);
 }
 
+TEST_F(BrickTest, LookupAndReadDirPlusCarryXattrNames) {
+  std::string f = CreateFile(Root(), "f");
+  auto made = MakeEntry(Root(), "ln", 'l', 0, "f");
+  ASSERT_TRUE(made.ok());
+  pb::SetXattrRequest s;
+  s.set_id(f);
+  s.set_name("user.a");
+  s.set_value("1");
+  ASSERT_TRUE(brick_->SetXattr(s).ok());
+  pb::LookupRequest l;
+  l.set_parent_id(Root());
+  l.set_name("f");
+  auto a = brick_->Lookup(l);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->xattr_names_valid());
+  // The brick's own trusted.cairn.* names are never shown.
+  EXPECT_EQ(std::vector<std::string>(a->xattr_names().begin(), a->xattr_names().end()),
+            std::vector<std::string>{"user.a"});
+  l.set_name("ln");
+  a = brick_->Lookup(l);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->xattr_names_valid());
+  EXPECT_EQ(a->xattr_names_size(), 0);  // the symlink's own, not its target's
+  pb::ReadDirRequest rd;
+  rd.set_id(Root());
+  rd.set_with_attrs(true);
+  auto page = brick_->ReadDir(rd);
+  ASSERT_TRUE(page.ok());
+  for (const auto& e : page->entries()) {
+    EXPECT_TRUE(e.attr().xattr_names_valid()) << e.name();
+    EXPECT_EQ(e.attr().xattr_names_size(), e.name() == "f" ? 1 : 0) << e.name();
+  }
+}
+
 TEST_F(BrickTest, XattrsSetGetListRemoveAndReservedNamespace) {
   std::string f = CreateFile(Root(), "f");
   pb::SetXattrRequest s;

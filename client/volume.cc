@@ -121,6 +121,17 @@ struct Inode {
   std::vector<pb::Version> versions;  // per replica of the home subvolume
   std::vector<bool> stale;            // replicas that missed mutations: never read
   std::shared_ptr<const Layout> layout;
+  // The object's xattr names as of xattrs_at (from a lookup or readdirplus).
+  bool xattrs_known = false;
+  std::vector<std::string> xattr_names;
+  std::chrono::steady_clock::time_point xattrs_at;
+
+  void LearnXattrs(const pb::Attr& a) {
+    if (!a.xattr_names_valid()) return;
+    xattrs_known = true;
+    xattr_names.assign(a.xattr_names().begin(), a.xattr_names().end());
+    xattrs_at = std::chrono::steady_clock::now();
+  }
 
   // Serialises data mutations so that replicas apply them in one order.
   std::mutex write_mu;
@@ -591,6 +602,7 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
   }
   // Only an arbiter answered for a file: its size means nothing; keep ours.
   if (!(sv.replicas[best].arbiter && !dir && n->attr.ino != 0)) n->attr = ToAttr(a, n->ino);
+  n->LearnXattrs(a);
   return n;
 }
 
@@ -1029,6 +1041,10 @@ StatusOr<Attr> VolumeImpl::CreateImpl(Ino parent, std::string_view name, uint32_
     ++n->open_count;
     ++open_files_;
   }
+  // A new object has no xattrs yet.
+  n->xattrs_known = true;
+  n->xattr_names.clear();
+  n->xattrs_at = std::chrono::steady_clock::now();
   return n->attr;
 }
 
@@ -1281,7 +1297,8 @@ void Volume::Forget(Ino ino, uint64_t nlookup) {
   std::lock_guard tl(impl_->table_mu_);
   auto it = impl_->inodes_.find(ino);
   if (it == impl_->inodes_.end()) return;
-  auto& n = it->second;
+  std::shared_ptr<Inode> n =
+      it->second;  // a copy: erasing the entry must not free it under its lock
   std::lock_guard l(n->mu);
   n->nlookup = nlookup >= n->nlookup ? 0 : n->nlookup - nlookup;
   if (n->nlookup == 0 && n->open_count == 0) {
@@ -1502,7 +1519,10 @@ StatusOr<std::vector<DirEntry>> Volume::ReadDir(Ino dir_ino, bool plus) {
             std::lock_guard l(known->mu);
             bool usable = (is_dir ? s == 0 : known->subvol == s) &&
                           !(r < static_cast<int>(known->stale.size()) && known->stale[r]);
-            if (usable) known->attr = impl_->ToAttr(e.attr(), known->ino);
+            if (usable) {
+              known->attr = impl_->ToAttr(e.attr(), known->ino);
+              known->LearnXattrs(e.attr());
+            }
             de.attr = known->attr;
           } else {
             // Seen on one replica only: not verified (see EnsureVerified).
@@ -1714,6 +1734,15 @@ bool IsSystemXattr(std::string_view name) { return name.rfind(kSystemXattrPrefix
 StatusOr<std::string> Volume::GetXattr(Ino ino, std::string_view name) {
   if (IsSystemXattr(name)) return Errno(EPERM, "xattr namespace trusted.cairn. is reserved");
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
+  {
+    // md-cache: a name not among those the last lookup saw does not exist.
+    std::lock_guard l(n->mu);
+    if (n->xattrs_known &&
+        std::chrono::steady_clock::now() - n->xattrs_at < impl_->options_.xattr_cache_timeout &&
+        std::find(n->xattr_names.begin(), n->xattr_names.end(), name) == n->xattr_names.end()) {
+      return Errno(ENODATA, "no xattr " + std::string(name));
+    }
+  }
   CAIRN_RETURN_IF_ERROR(impl_->EnsureVerified(*n));
   CAIRN_ASSIGN_OR_RETURN(int r, impl_->PickReplica(*n, false));
   const CallTarget& t = impl_->subvols_[n->home()].targets[r];
@@ -1761,6 +1790,11 @@ Status Volume::SetXattr(Ino ino, std::string_view name, std::string_view value, 
     std::vector<const pb::Version*> v;
     for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
     impl_->MaybeClear(s, n->id, v);
+  }
+  std::lock_guard l(n->mu);
+  if (n->xattrs_known &&
+      std::find(n->xattr_names.begin(), n->xattr_names.end(), name) == n->xattr_names.end()) {
+    n->xattr_names.emplace_back(name);
   }
   return Status::Ok();
 }
@@ -1816,6 +1850,8 @@ Status Volume::RemoveXattr(Ino ino, std::string_view name) {
     for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
     impl_->MaybeClear(s, n->id, v);
   }
+  std::lock_guard l(n->mu);
+  std::erase(n->xattr_names, std::string(name));
   return Status::Ok();
 }
 

@@ -131,6 +131,9 @@ struct Options {
   std::chrono::milliseconds clear_dirty_interval{50};
   // How often a disconnected brick is probed.
   std::chrono::milliseconds reconnect_interval{500};
+  // How long the xattr names learnt from a lookup or readdirplus answer
+  // "no such xattr" (ENODATA) without asking a brick.
+  std::chrono::milliseconds xattr_cache_timeout{1000};
 };
 
 class VolumeImpl;

@@ -151,9 +151,44 @@ TEST_F(ClientTest, NamespaceOperations) {
   EXPECT_EQ(*vol_->GetXattr(c->ino, "user.k"), "v");
   EXPECT_ERRNO(vol_->SetXattr(c->ino, "trusted.cairn.layout", "x", 0), EPERM);
   EXPECT_ERRNO(vol_->GetXattr(c->ino, "user.none"), ENODATA);
+  ASSERT_OK(vol_->RemoveXattr(c->ino, "user.k"));
+  EXPECT_ERRNO(vol_->GetXattr(c->ino, "user.k"), ENODATA);
+  // Another client's xattr shows once the cached names expire.
+  {
+    auto other = cluster_->OpenVolume();
+    ASSERT_OK(other);
+    auto oc = (*other)->Lookup(kRootIno, "c");
+    ASSERT_OK(oc);
+    ASSERT_OK((*other)->SetXattr(oc->ino, "user.from-other", "1", 0));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(*vol_->GetXattr(c->ino, "user.from-other"), "1");
   auto st = vol_->StatFs();
   ASSERT_OK(st);
   EXPECT_GT(st->capacity_bytes, 0u);
+}
+
+TEST_F(ClientTest, ForgottenInodesLeaveTheTableAndComeBackOnLookup) {
+  Start({.nodes = 3, .replica = 3});
+  for (int i = 0; i < 300; ++i) Put("f" + std::to_string(i), std::to_string(i));
+  auto list = vol_->ReadDir(kRootIno, true);
+  ASSERT_OK(list);
+  for (auto& e : *list) vol_->AddRef(e.attr.ino);
+  std::vector<client::Ino> inos;
+  for (int i = 0; i < 300; ++i) {
+    auto e = vol_->Lookup(kRootIno, "f" + std::to_string(i));
+    ASSERT_OK(e);
+    inos.push_back(e->ino);
+  }
+  // Every reference dropped (as the kernel does after a cache drop): gone.
+  for (client::Ino ino : inos) vol_->Forget(ino, 3);  // create + readdirplus + lookup
+  for (client::Ino ino : inos) EXPECT_ERRNO(vol_->GetAttr(ino), ESTALE);
+  for (int i = 0; i < 300; ++i) {
+    auto e = vol_->Lookup(kRootIno, "f" + std::to_string(i));
+    ASSERT_OK(e);
+    EXPECT_EQ(Get(e->ino), std::to_string(i));
+    vol_->Forget(e->ino, 1);
+  }
 }
 
 TEST_F(ClientTest, UnlinkedOpenFileStaysReadableUntilRelease) {
