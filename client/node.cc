@@ -35,6 +35,21 @@ bool IsTransportFailure(const grpc::Status& status) {
   }
 }
 
+grpc::CompletionQueue* ThreadCompletionQueue() {
+  struct Holder {
+    grpc::CompletionQueue cq;
+    ~Holder() {
+      cq.Shutdown();
+      void* tag;
+      bool ok;
+      while (cq.Next(&tag, &ok)) {
+      }
+    }
+  };
+  thread_local Holder holder;
+  return &holder.cq;
+}
+
 void OnDisconnect(const Node& node, const Status& why) {
   spdlog::warn("event=brick_node_disconnected node={} reason=\"{}\"", node.address(),
                why.message());

@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <latch>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,9 +67,15 @@ void OnDisconnect(const Node& node, const Status& why);
 void PrepareContext(grpc::ClientContext* ctx, const std::string& token,
                     std::chrono::milliseconds timeout);
 
-// Calls `issue(async_stub, ctx, request, reply, done)` for every target whose
-// node is connected (all of them if `include_down`), in parallel, and waits
-// for all answers. `make_request(i)` builds the request for target i.
+// The calling thread's completion queue. FanOut waits on it itself, so the
+// answers reach the caller without a hand-off through gRPC's callback
+// threads (two context switches less per call on a small machine).
+grpc::CompletionQueue* ThreadCompletionQueue();
+
+// Calls `issue(stub, ctx, request, cq)` (which returns the call's
+// ClientAsyncResponseReader, see CAIRN_ASYNC) for every target whose node is
+// connected (all of them if `include_down`), in parallel, and waits for all
+// answers. `make_request(i)` builds the request for target i.
 //   auto r = FanOut<pb::WriteRequest, pb::WriteReply>(targets, token, timeout,
 //       [&](size_t i) { ... }, CAIRN_ASYNC(Write));
 template <class Req, class Rep, class MakeReq, class Issue>
@@ -81,14 +86,12 @@ std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
   std::vector<BrickResult<Rep>> results(n);
   std::vector<Req> requests(n);
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts(n);
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<Rep>>> readers(n);
   std::vector<grpc::Status> statuses(n);
+  grpc::CompletionQueue* cq = ThreadCompletionQueue();
   size_t pending = 0;
   for (size_t i = 0; i < n; ++i) {
-    if (targets[i].node->connected() || include_down) ++pending;
-  }
-  std::latch done(static_cast<std::ptrdiff_t>(pending));
-  for (size_t i = 0; i < n; ++i) {
-    if (!targets[i].node->connected() && !include_down) {
+    if (!include_down && !targets[i].node->connected()) {
       results[i].transport = true;
       results[i].status = Status(
           StatusCode::kUnavailable,
@@ -100,13 +103,18 @@ std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
     contexts[i] = std::make_unique<grpc::ClientContext>();
     PrepareContext(contexts[i].get(), token, timeout);
     results[i].sent = true;
-    issue(targets[i].node->stub()->async(), contexts[i].get(), &requests[i], &results[i].reply,
-          [&done, &statuses, i](grpc::Status s) {
-            statuses[i] = std::move(s);
-            done.count_down();
-          });
+    readers[i] = issue(targets[i].node->stub(), contexts[i].get(), requests[i], cq);
+    readers[i]->StartCall();
+    readers[i]->Finish(&results[i].reply, &statuses[i], reinterpret_cast<void*>(i + 1));
+    ++pending;
   }
-  done.wait();
+  // Every call has a deadline, so every Finish completes.
+  while (pending > 0) {
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq->Next(&tag, &ok)) break;  // only at shutdown
+    --pending;
+  }
   for (size_t i = 0; i < n; ++i) {
     if (!results[i].sent) continue;
     if (statuses[i].ok()) continue;
@@ -119,10 +127,9 @@ std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
   return results;
 }
 
-// A generic "issue" callable for FanOut: CAIRN_ASYNC(Write).
-#define CAIRN_ASYNC(Method)                                          \
-  [](auto* async_stub, auto* ctx, auto* req, auto* rep, auto done) { \
-    async_stub->Method(ctx, req, rep, std::move(done));              \
-  }
+// The "issue" callable for FanOut of one Brick method: CAIRN_ASYNC(Write).
+#define CAIRN_ASYNC(Method)                                                              \
+  [](::cairn::brick::v1::Brick::Stub* stub, ::grpc::ClientContext* ctx, const auto& req, \
+     ::grpc::CompletionQueue* cq) { return stub->PrepareAsync##Method(ctx, req, cq); }
 
 }  // namespace cairn::client

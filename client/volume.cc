@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <set>
@@ -187,48 +188,48 @@ class Janitor {
     }
     if (targets.empty()) return;
     // Forget first: it also drops the objects' dirty marks.
-    FanOut<pb::ForgetRequest, pb::Empty>(
-        targets, token_, timeout_,
-        [&](size_t i) {
-          pb::ForgetRequest r;
-          r.set_brick_id(targets[i].brick_id);
-          for (const Uuid& id : work[which[i]].forget) r.add_ids(id.Raw());
-          return r;
-        },
-        [&](auto* a, auto* ctx, auto* req, auto* rep, auto done) {
-          if (req->ids_size() == 0) {
-            done(grpc::Status::OK);
-            return;
-          }
-          a->Forget(ctx, req, rep, std::move(done));
-        });
-    // ClearDirty in chunks.
-    bool more = true;
-    while (more) {
-      more = false;
-      FanOut<pb::ClearDirtyRequest, pb::ClearDirtyReply>(
-          targets, token_, timeout_,
+    std::vector<CallTarget> forget_targets;
+    std::vector<size_t> forget_which;
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (work[which[i]].forget.empty()) continue;
+      forget_targets.push_back(targets[i]);
+      forget_which.push_back(which[i]);
+    }
+    if (!forget_targets.empty()) {
+      FanOut<pb::ForgetRequest, pb::Empty>(
+          forget_targets, token_, timeout_,
           [&](size_t i) {
-            pb::ClearDirtyRequest r;
-            r.set_brick_id(targets[i].brick_id);
-            auto& m = work[which[i]].clear;
-            while (!m.empty() && static_cast<size_t>(r.entries_size()) < kClearBatch) {
-              auto it = m.begin();
-              auto* e = r.add_entries();
-              e->set_id(it->first.Raw());
-              *e->mutable_version() = it->second;
-              m.erase(it);
-            }
-            if (!m.empty()) more = true;
+            pb::ForgetRequest r;
+            r.set_brick_id(forget_targets[i].brick_id);
+            for (const Uuid& id : work[forget_which[i]].forget) r.add_ids(id.Raw());
             return r;
           },
-          [&](auto* a, auto* ctx, auto* req, auto* rep, auto done) {
-            if (req->entries_size() == 0) {
-              done(grpc::Status::OK);
-              return;
-            }
-            a->ClearDirty(ctx, req, rep, std::move(done));
-          });
+          CAIRN_ASYNC(Forget));
+    }
+    // ClearDirty in chunks of kClearBatch per brick. (Marks meant for a
+    // brick that is down now are dropped: they stay on the brick, for heal.)
+    for (;;) {
+      std::vector<CallTarget> clear_targets;
+      std::vector<pb::ClearDirtyRequest> requests;
+      for (size_t i = 0; i < targets.size(); ++i) {
+        auto& m = work[which[i]].clear;
+        if (m.empty()) continue;
+        pb::ClearDirtyRequest r;
+        r.set_brick_id(targets[i].brick_id);
+        while (!m.empty() && static_cast<size_t>(r.entries_size()) < kClearBatch) {
+          auto it = m.begin();
+          auto* e = r.add_entries();
+          e->set_id(it->first.Raw());
+          *e->mutable_version() = it->second;
+          m.erase(it);
+        }
+        clear_targets.push_back(targets[i]);
+        requests.push_back(std::move(r));
+      }
+      if (clear_targets.empty()) break;
+      FanOut<pb::ClearDirtyRequest, pb::ClearDirtyReply>(
+          clear_targets, token_, timeout_, [&](size_t i) { return std::move(requests[i]); },
+          CAIRN_ASYNC(ClearDirty));
     }
   }
 
@@ -316,7 +317,8 @@ class VolumeImpl {
     std::lock_guard l(table_mu_);
     auto it = by_id_.find(id);
     if (it == by_id_.end()) return nullptr;
-    return inodes_[it->second];
+    auto n = inodes_.find(it->second);
+    return n == inodes_.end() ? nullptr : n->second;
   }
 
   // Registers (or refreshes) the object behind a set of replica answers from
@@ -565,7 +567,7 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
     std::lock_guard l(table_mu_);
     auto it = by_id_.find(*id);
     if (it != by_id_.end()) {
-      n = inodes_[it->second];
+      n = inodes_.at(it->second);
     } else {
       n = std::make_shared<Inode>();
       n->ino = next_ino_++;
@@ -574,9 +576,12 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
       inodes_[n->ino] = n;
       by_id_[*id] = n->ino;
     }
+    // References are taken under the table lock, so a concurrent Forget
+    // cannot drop the entry between finding it and referencing it.
+    std::lock_guard nl(n->mu);
+    n->nlookup += add_refs;
   }
   std::lock_guard l(n->mu);
-  n->nlookup += add_refs;
   if (dir) n->subvol = -1;
   // Versions are tracked on the home subvolume only.
   if (s == n->home()) {
@@ -955,19 +960,17 @@ StatusOr<Attr> VolumeImpl::CreateImpl(Ino parent, std::string_view name, uint32_
   base.set_symlink_target(std::string(target));
 
   auto version_of = [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); };
-  auto issue = [kind](auto* a, auto* ctx, auto* req, auto* rep, auto done) {
+  auto issue = [kind](pb::Brick::Stub* stub, grpc::ClientContext* ctx, const pb::CreateRequest& req,
+                      grpc::CompletionQueue* cq) {
     switch (kind) {
       case 'd':
-        a->Mkdir(ctx, req, rep, std::move(done));
-        break;
+        return stub->PrepareAsyncMkdir(ctx, req, cq);
       case 'l':
-        a->Symlink(ctx, req, rep, std::move(done));
-        break;
+        return stub->PrepareAsyncSymlink(ctx, req, cq);
       case 'n':
-        a->Mknod(ctx, req, rep, std::move(done));
-        break;
+        return stub->PrepareAsyncMknod(ctx, req, cq);
       default:
-        a->Create(ctx, req, rep, std::move(done));
+        return stub->PrepareAsyncCreate(ctx, req, cq);
     }
   };
 
@@ -1127,12 +1130,10 @@ Status VolumeImpl::RemoveImpl(Ino parent, std::string_view name, bool is_dir) {
           r.set_keep_open(keep_open);
           return r;
         },
-        [is_dir](auto* a, auto* ctx, auto* req, auto* rep, auto done) {
-          if (is_dir) {
-            a->Rmdir(ctx, req, rep, std::move(done));
-          } else {
-            a->Unlink(ctx, req, rep, std::move(done));
-          }
+        [is_dir](pb::Brick::Stub* stub, grpc::ClientContext* ctx, const pb::UnlinkRequest& req,
+                 grpc::CompletionQueue* cq) {
+          return is_dir ? stub->PrepareAsyncRmdir(ctx, req, cq)
+                        : stub->PrepareAsyncUnlink(ctx, req, cq);
         },
         [](const pb::UnlinkReply& r) -> const pb::Version& { return r.parent_version(); });
     if (!fan.ok()) {
