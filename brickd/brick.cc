@@ -412,8 +412,34 @@ struct BrickOps {
 
   // Records `id` in the dirty index; done before a mutation is applied, so a
   // crash mid-mutation leaves the object dirty.
+  //
+  // A mark is a hard link to a shared base file (as GlusterFS's index
+  // xlator does): creating and clearing one touches a directory entry only.
+  // A file per mark cost an inode allocation and free per mutation, and
+  // ext4's inode allocator (recently_deleted) was a third of brickd's CPU in
+  // a small-file create profile.
   Status MarkDirty(const Uuid& id) {
-    if (::mknodat(b.meta_fd_, DirtyRel(id).c_str(), S_IFREG | 0600, 0) != 0 && errno != EEXIST) {
+    const std::string rel = DirtyRel(id);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      int base = b.mark_base_.load();
+      const std::string base_rel = "mark." + std::to_string(base);
+      if (::linkat(b.meta_fd_, base_rel.c_str(), b.meta_fd_, rel.c_str(), 0) == 0 ||
+          errno == EEXIST) {
+        return Status::Ok();
+      }
+      if (errno == ENOENT) {
+        int fd = ::openat(b.meta_fd_, base_rel.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd >= 0) ::close(fd);
+        continue;
+      }
+      if (errno == EMLINK) {
+        b.mark_base_.compare_exchange_strong(base, base + 1);
+        continue;
+      }
+      break;
+    }
+    // Fall back to a file of its own.
+    if (::mknodat(b.meta_fd_, rel.c_str(), S_IFREG | 0600, 0) != 0 && errno != EEXIST) {
       return Errno("mark dirty " + id.ToString());
     }
     return Status::Ok();

@@ -107,6 +107,9 @@ class Brick {
   std::atomic<int64_t> used_bytes_{0};
   const int root_fd_;  // the brick directory
   const int meta_fd_;  // PATH/.cairn
+  // Dirty marks are hard links to .cairn/mark.N (no inode per mark); N moves
+  // on when a base file reaches the file system's link limit.
+  std::atomic<int> mark_base_{0};
   BrickStats stats_;
 };
 

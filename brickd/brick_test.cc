@@ -848,6 +848,11 @@ TEST_F(BrickTest, MarkedMutationsBumpVersionsAndEnterDirtyIndex) {
   for (const auto& e : dirty->entries()) ids.insert(e.id());
   EXPECT_TRUE(ids.count(f));
   EXPECT_TRUE(ids.count(Root()));
+  // Marks are links to one base file: no inode of their own.
+  struct stat base, mark;
+  ASSERT_EQ(::stat((path_ + "/.cairn/mark.0").c_str(), &base), 0);
+  ASSERT_EQ(::stat((path_ + "/.cairn/dirty/" + Uuid::FromBytes(f)->ToHex()).c_str(), &mark), 0);
+  EXPECT_EQ(base.st_ino, mark.st_ino);
 
   // Clearing with a stale version keeps the mark; with the current one, clears it.
   pb::ClearDirtyRequest cd;

@@ -22,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/status_grpc.h"
 
 namespace cairn::brickd {
 namespace {
@@ -70,6 +71,7 @@ int Run(int argc, char** argv) {
     std::fputs(flags.Usage().c_str(), stdout);
     return 0;
   }
+  DisableMutexDeadlockDetection();
   if (Status s = InitLogging({flags.GetString("log-level"), flags.GetBool("log-json"), "brickd"});
       !s.ok()) {
     std::fprintf(stderr, "brickd: %s\n", s.message().c_str());

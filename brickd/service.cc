@@ -45,6 +45,32 @@ Status Overloaded() {
   return Status::ResourceExhausted("brickd is overloaded: too many calls queued");
 }
 
+// Short operations run inline on the gRPC thread that received them: a hop
+// to the worker pool and back costs two context switches, more than the few
+// file system calls most operations make. Operations that may take long
+// (fsync, large reads and writes, directory listings, allocation) go to the
+// pool, so they never hold up gRPC's threads.
+constexpr size_t kInlineIoBytes = 64 << 10;
+bool RunsInline(Op op) {
+  switch (op) {
+    case Op::kFsync:
+    case Op::kFallocate:
+    case Op::kReadDir:
+    case Op::kListDirty:
+    case Op::kRead:
+    case Op::kWrite:
+      return false;
+    default:
+      return true;
+  }
+}
+template <typename Req>
+bool RunsInline(Op op, const Req&) {
+  return RunsInline(op);
+}
+bool RunsInline(Op, const pb::ReadRequest& r) { return r.size() <= kInlineIoBytes; }
+bool RunsInline(Op, const pb::WriteRequest& r) { return r.data().size() <= kInlineIoBytes; }
+
 }  // namespace
 
 template <typename Req, typename Fn>
@@ -52,7 +78,7 @@ grpc::ServerUnaryReactor* BrickServiceImpl::Serve(Op op, grpc::CallbackServerCon
                                                   const Req* req, Fn fn) {
   if (Status s = auth_->Check(*ctx, Role::kData); !s.ok()) return Finished(ctx, s);
   auto* reactor = ctx->DefaultReactor();
-  bool queued = pool_->Submit([this, op, ctx, req, reactor, fn = std::move(fn)]() mutable {
+  auto work = [this, op, ctx, req, reactor, fn = std::move(fn)]() mutable {
     std::shared_ptr<Brick> brick = registry_->Find(req->brick_id());
     Status s;
     if (!brick) {
@@ -63,7 +89,12 @@ grpc::ServerUnaryReactor* BrickServiceImpl::Serve(Op op, grpc::CallbackServerCon
       brick->stats().Record(op, std::chrono::steady_clock::now() - start, s.ok());
     }
     reactor->Finish(ToGrpcStatus(s, ctx));
-  });
+  };
+  if (RunsInline(op, *req)) {
+    work();
+    return reactor;
+  }
+  bool queued = pool_->Submit(std::move(work));
   if (!queued) reactor->Finish(ToGrpcStatus(Overloaded(), ctx));
   return reactor;
 }

@@ -1262,6 +1262,7 @@ Volume::~Volume() = default;
 
 StatusOr<std::unique_ptr<Volume>> Volume::Open(const VolumeSpec& spec, Options options) {
   if (spec.subvolumes.empty()) return Status::InvalidArgument("volume spec has no subvolumes");
+  DisableMutexDeadlockDetection();
   auto impl = std::make_unique<VolumeImpl>(spec, std::move(options));
   CAIRN_RETURN_IF_ERROR(impl->Connect());
   spdlog::info("event=volume_open volume={} type={} subvolumes={} replica={} arbiter={}", spec.name,

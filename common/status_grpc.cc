@@ -1,6 +1,8 @@
 // Status <-> grpc::Status.
 #include "common/status_grpc.h"
 
+#include <absl/synchronization/mutex.h>
+
 #include <charconv>
 #include <string>
 
@@ -31,6 +33,10 @@ Status FromGrpcStatus(const grpc::Status& status, const grpc::ClientContext& con
     code = static_cast<int>(StatusCode::kUnknown);
   }
   return Status(static_cast<StatusCode>(code), status.error_message(), err);
+}
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 }  // namespace cairn

@@ -24,4 +24,10 @@ grpc::Status ToGrpcStatus(const Status& status, grpc::ServerContextBase* context
 // from `context`'s trailing metadata.
 Status FromGrpcStatus(const grpc::Status& status, const grpc::ClientContext& context);
 
+// Turns off abseil's mutex deadlock-graph bookkeeping, which Debian's abseil
+// keeps on (a debug-mode default) and which every gRPC call pays for: a
+// profile of brickd showed GraphCycles among its top symbols. Idempotent;
+// call once at process start (brickd, libcairn's Volume::Open).
+void DisableMutexDeadlockDetection();
+
 }  // namespace cairn
