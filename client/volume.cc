@@ -359,6 +359,8 @@ class VolumeImpl {
   StatusOr<Attr> CreateImpl(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
                             std::string_view target, const Caller& caller, char kind);
   Status RemoveImpl(Ino parent, std::string_view name, bool dir);
+  // ENOTEMPTY unless the directory is empty on every subvolume.
+  Status CheckEmptyEverywhere(const std::string& dir_id);
   Status RenameOn(const std::vector<int>& subvols, Inode& op, std::string_view on, Inode& np,
                   std::string_view nn, unsigned flags, Uuid* replaced);
   void ObjectGone(int s, const Uuid& id);
@@ -557,9 +559,20 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
     if (better) best = static_cast<int>(r);
   }
   if (best < 0) return nullptr;
-  const pb::Attr& a = *answers[best];
-  auto id = Uuid::FromBytes(a.id());
+  auto id = Uuid::FromBytes(answers[best]->id());
   if (!id.ok()) return nullptr;
+  {
+    // Among equally fresh data replicas, the one reads go to (PickReplica).
+    std::vector<int> fresh;
+    for (size_t r = 0; r < answers.size(); ++r) {
+      if (answers[r] != nullptr && !sv.replicas[r].arbiter &&
+          !VersionLess(answers[r]->version(), answers[best]->version())) {
+        fresh.push_back(static_cast<int>(r));
+      }
+    }
+    if (!fresh.empty()) best = fresh[id->Hash() % fresh.size()];
+  }
+  const pb::Attr& a = *answers[best];
   const bool dir = a.type() == pb::FILE_TYPE_DIRECTORY;
 
   std::shared_ptr<Inode> n;
@@ -655,6 +668,22 @@ StatusOr<VolumeImpl::Fan<Rep>> VolumeImpl::Mutate(int s, Kind kind, Inode* obj, 
   }
   if (transport > 0) outage_seen_ = true;
   const bool quorum = ok >= sv.quorum && (kind != Kind::kData || ok_data >= 1);
+  if (obj != nullptr && s == obj->home()) {
+    // The reply that stands for the result comes from the replica reads of
+    // this object go to (see PickReplica), so times do not jump between
+    // replicas' slightly different clocks.
+    std::vector<int> good;
+    {
+      std::lock_guard l(obj->mu);
+      for (size_t r = 0; r < fan.results.size(); ++r) {
+        if (fan.results[r].ok() && !sv.replicas[r].arbiter &&
+            !(r < obj->stale.size() && obj->stale[r])) {
+          good.push_back(static_cast<int>(r));
+        }
+      }
+    }
+    if (!good.empty()) fan.chosen = good[obj->id.Hash() % good.size()];
+  }
   // Record which replicas have this mutation and which missed it.
   if (obj != nullptr && s == obj->home()) {
     std::lock_guard l(obj->mu);
@@ -1066,6 +1095,37 @@ void VolumeImpl::ObjectGone(int s, const Uuid& id) {
   for (const auto& r : subvols_[s].replicas) janitor_->Forget(r.global, id);
 }
 
+Status VolumeImpl::CheckEmptyEverywhere(const std::string& dir_id) {
+  for (int s = 0; s < nsub(); ++s) {
+    const Subvol& sv = subvols_[s];
+    bool checked = false;
+    for (size_t r = 0; r < sv.replicas.size() && !checked; ++r) {
+      if (!sv.replicas[r].node->connected()) continue;
+      auto page = CallOne<pb::ReadDirRequest, pb::ReadDirReply>(
+          sv.targets[r],
+          [&] {
+            pb::ReadDirRequest q;
+            q.set_brick_id(sv.targets[r].brick_id);
+            q.set_id(dir_id);
+            q.set_max_entries(1);
+            return q;
+          },
+          CAIRN_ASYNC(ReadDir));
+      if (!page.ok()) {
+        if (ErrnoOf(page.status()) == ENOENT) {
+          checked = true;
+          continue;
+        }
+        if (!sv.replicas[r].node->connected()) continue;
+        return page.status();
+      }
+      if (page->entries_size() > 0) return Errno(ENOTEMPTY, "directory not empty");
+      checked = true;
+    }
+  }
+  return Status::Ok();
+}
+
 Status VolumeImpl::RemoveImpl(Ino parent, std::string_view name, bool is_dir) {
   CAIRN_ASSIGN_OR_RETURN(auto dir, Get(parent));
   if (dir->subvol >= 0) return Errno(ENOTDIR, "not a directory");
@@ -1083,33 +1143,7 @@ Status VolumeImpl::RemoveImpl(Ino parent, std::string_view name, bool is_dir) {
     auto& fan = found.second;
     const pb::Attr& a = fan.results[fan.chosen].reply.attr();
     if (a.type() != pb::FILE_TYPE_DIRECTORY) return Errno(ENOTDIR, "not a directory");
-    for (int s = 0; s < nsub(); ++s) {
-      const Subvol& sv = subvols_[s];
-      bool checked = false;
-      for (size_t r = 0; r < sv.replicas.size() && !checked; ++r) {
-        if (!sv.replicas[r].node->connected()) continue;
-        auto page = CallOne<pb::ReadDirRequest, pb::ReadDirReply>(
-            sv.targets[r],
-            [&] {
-              pb::ReadDirRequest q;
-              q.set_brick_id(sv.targets[r].brick_id);
-              q.set_id(a.id());
-              q.set_max_entries(1);
-              return q;
-            },
-            CAIRN_ASYNC(ReadDir));
-        if (!page.ok()) {
-          if (ErrnoOf(page.status()) == ENOENT) {
-            checked = true;
-            continue;
-          }
-          if (ErrnoOf(page.status()) == ENOTCONN) continue;
-          return page.status();
-        }
-        if (page->entries_size() > 0) return Errno(ENOTEMPTY, "directory not empty");
-        checked = true;
-      }
-    }
+    CAIRN_RETURN_IF_ERROR(CheckEmptyEverywhere(a.id()));
   }
   // Keep an unlinked file's data on the bricks only if some file is open here.
   const bool keep_open = !is_dir && open_files_.load() > 0;
@@ -1436,31 +1470,54 @@ Status Volume::Rename(Ino old_parent, std::string_view old_name, Ino new_parent,
 
   CAIRN_ASSIGN_OR_RETURN(auto src, impl_->Locate(*op, old_name));
   const pb::Attr& sa = src.second.results[src.second.chosen].reply.attr();
-  std::vector<int> all;
-  for (int s = 0; s < ns; ++s) all.push_back(s);
-  if (sa.type() == pb::FILE_TYPE_DIRECTORY) {
-    return impl_->RenameOn(all, *op, old_name, *np, new_name, flags, nullptr);
-  }
+  const bool src_dir = sa.type() == pb::FILE_TYPE_DIRECTORY;
   auto dst = impl_->Locate(*np, new_name);
   if (!dst.ok() && ErrnoOf(dst.status()) != ENOENT) return dst.status();
+  const pb::Attr* da = dst.ok() ? &dst->second.results[dst->second.chosen].reply.attr() : nullptr;
+  const bool dst_dir = da != nullptr && da->type() == pb::FILE_TYPE_DIRECTORY;
+  if (da != nullptr && sa.id() == da->id()) return Status::Ok();  // two names of one file
+  std::vector<int> others;  // every subvolume but 0, for directories
+  for (int s = 1; s < ns; ++s) others.push_back(s);
+
+  if (src_dir || dst_dir) {
+    if (da != nullptr && (flags & RENAME_NOREPLACE)) return Errno(EEXIST, "rename target exists");
+    if (src_dir && dst_dir) {
+      // Directories exist everywhere. A replaced one must be empty everywhere;
+      // subvolume 0 goes first, so a refusal there changes nothing.
+      if (!(flags & RENAME_EXCHANGE)) CAIRN_RETURN_IF_ERROR(impl_->CheckEmptyEverywhere(da->id()));
+      CAIRN_RETURN_IF_ERROR(impl_->RenameOn({0}, *op, old_name, *np, new_name, flags, nullptr));
+      return impl_->RenameOn(others, *op, old_name, *np, new_name, flags, nullptr);
+    }
+    if (da == nullptr) {
+      CAIRN_RETURN_IF_ERROR(impl_->RenameOn({0}, *op, old_name, *np, new_name, flags, nullptr));
+      return impl_->RenameOn(others, *op, old_name, *np, new_name, flags, nullptr);
+    }
+    // A directory and a file.
+    if (!(flags & RENAME_EXCHANGE)) {
+      return src_dir ? Errno(ENOTDIR, "rename of a directory onto a file")
+                     : Errno(EISDIR, "rename of a file onto a directory");
+    }
+    // Exchange: on the file's subvolume both names swap; elsewhere only the
+    // directory exists and moves to the other name.
+    const int fs = src_dir ? dst->first : src.first;
+    CAIRN_RETURN_IF_ERROR(impl_->RenameOn({fs}, *op, old_name, *np, new_name, flags, nullptr));
+    for (int s = 0; s < ns; ++s) {
+      if (s == fs) continue;
+      Status st = src_dir ? impl_->RenameOn({s}, *op, old_name, *np, new_name, 0, nullptr)
+                          : impl_->RenameOn({s}, *np, new_name, *op, old_name, 0, nullptr);
+      CAIRN_RETURN_IF_ERROR(st);
+    }
+    return Status::Ok();
+  }
   const int s = src.first;
-  if (!dst.ok() || dst->first == s) {
+  if (da == nullptr || dst->first == s) {
     // Same subvolume (or no target): one rename where the file lives. Its new
     // name may hash elsewhere; lookups search the other subvolumes.
-    if (dst.ok()) {
-      const pb::Attr& da = dst->second.results[dst->second.chosen].reply.attr();
-      if (da.type() == pb::FILE_TYPE_DIRECTORY) {
-        return impl_->RenameOn(all, *op, old_name, *np, new_name, flags, nullptr);
-      }
-    }
     return impl_->RenameOn({s}, *op, old_name, *np, new_name, flags, nullptr);
   }
   // The target is a file on another subvolume.
   const int t = dst->first;
   if (flags & RENAME_NOREPLACE) return Errno(EEXIST, "rename target exists");
-  if (sa.id() == dst->second.results[dst->second.chosen].reply.attr().id()) {
-    return Status::Ok();  // two names of one file: POSIX says do nothing
-  }
   if (flags & RENAME_EXCHANGE) {
     // Each file keeps its subvolume and takes the other's name.
     CAIRN_RETURN_IF_ERROR(impl_->RenameOn({s}, *op, old_name, *np, new_name, 0, nullptr));
