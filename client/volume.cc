@@ -12,6 +12,7 @@
 #include <latch>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -365,6 +366,12 @@ class VolumeImpl {
                   std::string_view nn, unsigned flags, Uuid* replaced);
   void ObjectGone(int s, const Uuid& id);
   StatusOr<Attr> SetAttrImpl(Inode& n, const SetAttrArgs& args);
+  // Runs a mutation of object n (one with an AttrReply) on every subvolume
+  // holding it — a file's one, a directory's all with its home last —
+  // clears the dirty marks and returns the attributes from the home
+  // subvolume. make(sv, i) builds the request for replica i of sv.
+  template <class Req, class MakeReq, class Issue>
+  StatusOr<pb::Attr> MutateObject(Inode& n, Kind kind, MakeReq make, Issue issue);
 
   template <class Req, class Rep, class MakeReq, class Issue>
   StatusOr<Rep> CallOne(const CallTarget& t, MakeReq make, Issue issue);
@@ -1238,6 +1245,31 @@ Status VolumeImpl::RenameOn(const std::vector<int>& subvols, Inode& op, std::str
 
 // ---- SetAttr -----------------------------------------------------------------------
 
+template <class Req, class MakeReq, class Issue>
+StatusOr<pb::Attr> VolumeImpl::MutateObject(Inode& n, Kind kind, MakeReq make, Issue issue) {
+  std::vector<int> where;
+  if (n.subvol >= 0) {
+    where.push_back(n.subvol);
+  } else {
+    for (int s = nsub() - 1; s >= 0; --s) where.push_back(s);
+  }
+  std::optional<pb::Attr> home;
+  for (int s : where) {
+    const Subvol& sv = subvols_[s];
+    CAIRN_ASSIGN_OR_RETURN(
+        auto fan,
+        (Mutate<Req, pb::AttrReply>(
+            s, kind, &n, [&](size_t i) { return make(sv, i); }, issue,
+            [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); })));
+    std::vector<const pb::Version*> v;
+    for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
+    MaybeClear(s, n.id, v);
+    if (s == n.home()) home = std::move(*fan.results[fan.chosen].reply.mutable_attr());
+  }
+  if (!home) return Status::Internal("mutation: no reply from the home subvolume");
+  return std::move(*home);
+}
+
 StatusOr<Attr> VolumeImpl::SetAttrImpl(Inode& n, const SetAttrArgs& args) {
   std::unique_lock<std::mutex> wl;
   if (args.valid & SetAttrArgs::kSize) {
@@ -1246,46 +1278,26 @@ StatusOr<Attr> VolumeImpl::SetAttrImpl(Inode& n, const SetAttrArgs& args) {
   }
   const pb::Txn txn = NewTxn();
   const Kind kind = (args.valid & SetAttrArgs::kSize) ? Kind::kData : Kind::kMeta;
-  std::vector<int> where;
-  if (n.subvol >= 0) {
-    where.push_back(n.subvol);
-  } else {
-    for (int s = nsub() - 1; s >= 0; --s) where.push_back(s);  // home (0) last
-  }
-  std::optional<Attr> out;
-  for (int s : where) {
-    const Subvol& sv = subvols_[s];
-    CAIRN_ASSIGN_OR_RETURN(
-        auto fan,
-        (Mutate<pb::SetAttrRequest, pb::AttrReply>(
-            s, kind, &n,
-            [&](size_t i) {
-              pb::SetAttrRequest r;
-              r.set_brick_id(sv.targets[i].brick_id);
-              r.set_id(n.id.Raw());
-              *r.mutable_txn() = txn;
-              r.set_valid(args.valid);
-              r.set_mode(args.mode & 07777);
-              r.set_uid(args.uid);
-              r.set_gid(args.gid);
-              r.set_size(args.size);
-              r.set_atime_ns(args.atime_ns);
-              r.set_mtime_ns(args.mtime_ns);
-              return r;
-            },
-            CAIRN_ASYNC(SetAttr),
-            [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); })));
-    std::vector<const pb::Version*> v;
-    for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
-    MaybeClear(s, n.id, v);
-    if (s == n.home()) {
-      std::lock_guard l(n.mu);
-      n.attr = ToAttr(fan.results[fan.chosen].reply.attr(), n.ino);
-      out = n.attr;
-    }
-  }
-  if (!out) return Status::Internal("setattr: no home reply");
-  return *out;
+  CAIRN_ASSIGN_OR_RETURN(pb::Attr a, (MutateObject<pb::SetAttrRequest>(
+                                         n, kind,
+                                         [&](const Subvol& sv, size_t i) {
+                                           pb::SetAttrRequest r;
+                                           r.set_brick_id(sv.targets[i].brick_id);
+                                           r.set_id(n.id.Raw());
+                                           *r.mutable_txn() = txn;
+                                           r.set_valid(args.valid);
+                                           r.set_mode(args.mode & 07777);
+                                           r.set_uid(args.uid);
+                                           r.set_gid(args.gid);
+                                           r.set_size(args.size);
+                                           r.set_atime_ns(args.atime_ns);
+                                           r.set_mtime_ns(args.mtime_ns);
+                                           return r;
+                                         },
+                                         CAIRN_ASYNC(SetAttr))));
+  std::lock_guard l(n.mu);
+  n.attr = ToAttr(a, n.ino);
+  return n.attr;
 }
 
 // ===========================================================================
@@ -1756,33 +1768,27 @@ StatusOr<Attr> Volume::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t le
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
   if (n->subvol < 0) return Errno(EISDIR, "fallocate on a directory");
   std::lock_guard wl(n->write_mu);
-  const int s = n->subvol;
-  const Subvol& sv = impl_->subvols_[s];
   const pb::Txn txn = impl_->NewTxn();
   // The arbiter votes without allocating: it punches the range instead (it
   // holds no data), which bumps its data version like the others'.
-  CAIRN_ASSIGN_OR_RETURN(
-      auto fan,
-      (impl_->Mutate<pb::FallocateRequest, pb::AttrReply>(
-          s, Kind::kData, n.get(),
-          [&](size_t i) {
-            pb::FallocateRequest r;
-            r.set_brick_id(sv.targets[i].brick_id);
-            r.set_id(n->id.Raw());
-            *r.mutable_txn() = txn;
-            r.set_offset(offset);
-            r.set_length(length);
-            r.set_mode(sv.replicas[i].arbiter ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+  CAIRN_ASSIGN_OR_RETURN(pb::Attr a,
+                         (impl_->MutateObject<pb::FallocateRequest>(
+                             *n, Kind::kData,
+                             [&](const Subvol& sv, size_t i) {
+                               pb::FallocateRequest r;
+                               r.set_brick_id(sv.targets[i].brick_id);
+                               r.set_id(n->id.Raw());
+                               *r.mutable_txn() = txn;
+                               r.set_offset(offset);
+                               r.set_length(length);
+                               r.set_mode(sv.replicas[i].arbiter
+                                              ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
                                               : static_cast<uint32_t>(mode));
-            return r;
-          },
-          CAIRN_ASYNC(Fallocate),
-          [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); })));
-  std::vector<const pb::Version*> v;
-  for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
-  impl_->MaybeClear(s, n->id, v);
+                               return r;
+                             },
+                             CAIRN_ASYNC(Fallocate))));
   std::lock_guard l(n->mu);
-  n->attr = impl_->ToAttr(fan.results[fan.chosen].reply.attr(), n->ino);
+  n->attr = impl_->ToAttr(a, n->ino);
   return n->attr;
 }
 
@@ -1822,34 +1828,21 @@ Status Volume::SetXattr(Ino ino, std::string_view name, std::string_view value, 
   if (IsSystemXattr(name)) return Errno(EPERM, "xattr namespace trusted.cairn. is reserved");
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
   const pb::Txn txn = impl_->NewTxn();
-  std::vector<int> where;
-  if (n->subvol >= 0) {
-    where.push_back(n->subvol);
-  } else {
-    for (int s = impl_->nsub() - 1; s >= 0; --s) where.push_back(s);
-  }
-  for (int s : where) {
-    const Subvol& sv = impl_->subvols_[s];
-    CAIRN_ASSIGN_OR_RETURN(
-        auto fan,
-        (impl_->Mutate<pb::SetXattrRequest, pb::AttrReply>(
-            s, Kind::kMeta, n.get(),
-            [&](size_t i) {
-              pb::SetXattrRequest r;
-              r.set_brick_id(sv.targets[i].brick_id);
-              r.set_id(n->id.Raw());
-              *r.mutable_txn() = txn;
-              r.set_name(std::string(name));
-              r.set_value(std::string(value));
-              r.set_flags(static_cast<uint32_t>(flags));
-              return r;
-            },
-            CAIRN_ASYNC(SetXattr),
-            [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); })));
-    std::vector<const pb::Version*> v;
-    for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
-    impl_->MaybeClear(s, n->id, v);
-  }
+  CAIRN_RETURN_IF_ERROR(impl_
+                            ->MutateObject<pb::SetXattrRequest>(
+                                *n, Kind::kMeta,
+                                [&](const Subvol& sv, size_t i) {
+                                  pb::SetXattrRequest r;
+                                  r.set_brick_id(sv.targets[i].brick_id);
+                                  r.set_id(n->id.Raw());
+                                  *r.mutable_txn() = txn;
+                                  r.set_name(std::string(name));
+                                  r.set_value(std::string(value));
+                                  r.set_flags(static_cast<uint32_t>(flags));
+                                  return r;
+                                },
+                                CAIRN_ASYNC(SetXattr))
+                            .status());
   std::lock_guard l(n->mu);
   if (n->xattrs_known &&
       std::find(n->xattr_names.begin(), n->xattr_names.end(), name) == n->xattr_names.end()) {
@@ -1883,32 +1876,19 @@ Status Volume::RemoveXattr(Ino ino, std::string_view name) {
   if (IsSystemXattr(name)) return Errno(EPERM, "xattr namespace trusted.cairn. is reserved");
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
   const pb::Txn txn = impl_->NewTxn();
-  std::vector<int> where;
-  if (n->subvol >= 0) {
-    where.push_back(n->subvol);
-  } else {
-    for (int s = impl_->nsub() - 1; s >= 0; --s) where.push_back(s);
-  }
-  for (int s : where) {
-    const Subvol& sv = impl_->subvols_[s];
-    CAIRN_ASSIGN_OR_RETURN(
-        auto fan,
-        (impl_->Mutate<pb::RemoveXattrRequest, pb::AttrReply>(
-            s, Kind::kMeta, n.get(),
-            [&](size_t i) {
-              pb::RemoveXattrRequest r;
-              r.set_brick_id(sv.targets[i].brick_id);
-              r.set_id(n->id.Raw());
-              *r.mutable_txn() = txn;
-              r.set_name(std::string(name));
-              return r;
-            },
-            CAIRN_ASYNC(RemoveXattr),
-            [](const pb::AttrReply& r) -> const pb::Version& { return r.attr().version(); })));
-    std::vector<const pb::Version*> v;
-    for (auto& res : fan.results) v.push_back(res.ok() ? &res.reply.attr().version() : nullptr);
-    impl_->MaybeClear(s, n->id, v);
-  }
+  CAIRN_RETURN_IF_ERROR(impl_
+                            ->MutateObject<pb::RemoveXattrRequest>(
+                                *n, Kind::kMeta,
+                                [&](const Subvol& sv, size_t i) {
+                                  pb::RemoveXattrRequest r;
+                                  r.set_brick_id(sv.targets[i].brick_id);
+                                  r.set_id(n->id.Raw());
+                                  *r.mutable_txn() = txn;
+                                  r.set_name(std::string(name));
+                                  return r;
+                                },
+                                CAIRN_ASYNC(RemoveXattr))
+                            .status());
   std::lock_guard l(n->mu);
   std::erase(n->xattr_names, std::string(name));
   return Status::Ok();
