@@ -100,8 +100,9 @@ fuse_entry_param EntryOf(const CairnFs& fs, const Attr& attr) {
 // Replies an entry that carries one Volume lookup reference. If the kernel
 // does not take the reply (the request was interrupted), the reference goes back.
 void ReplyEntry(fuse_req_t req, const Attr& attr) {
+  Volume* vol = Vol(req);  // a reply frees req: nothing of it may be used after
   fuse_entry_param e = EntryOf(*Fs(req), attr);
-  if (fuse_reply_entry(req, &e) != 0) Vol(req)->Forget(attr.ino, 1);
+  if (fuse_reply_entry(req, &e) != 0) vol->Forget(attr.ino, 1);
 }
 
 // Replies an entry op's result (Lookup, Mknod, Mkdir, Symlink, Link).
@@ -328,7 +329,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   SetOpenFlags(*Fs(req), fi);
-  if (fuse_reply_open(req, fi) != 0) Vol(req)->Release(ino);
+  Volume* vol = Vol(req);  // a reply frees req
+  if (fuse_reply_open(req, fi) != 0) vol->Release(ino);
 }
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
@@ -574,6 +576,12 @@ void ReplyXattrValue(fuse_req_t req, const std::string& value, size_t size) {
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                 int flags) {
+  // POSIX ACLs are not supported (no FUSE_CAP_POSIX_ACL: the kernel checks the
+  // mode bits only). Storing one would look like success and protect nothing.
+  if (std::string_view(name).starts_with("system.posix_acl_")) {
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
   ReplyStatus(req, Vol(req)->SetXattr(ino, name, std::string_view(value, size), flags), "setxattr",
               ino);
 }

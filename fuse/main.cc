@@ -20,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -91,9 +92,17 @@ std::string UnescapeMountField(const std::string& s) {
   return out;
 }
 
-// Returns "SOURCE FSTYPE" of the mount at `path` (absolute, resolved), or "" if none.
-std::string MountedAt(const std::string& path) {
+struct MountEntry {
+  std::string dev;  // "major:minor"
+  std::string fstype;
+  std::string source;
+};
+
+// The mount at `path` (absolute, resolved; the top one if stacked), from
+// /proc/self/mountinfo. Never touches the mount itself.
+std::optional<MountEntry> FindMount(const std::string& path) {
   std::ifstream in("/proc/self/mountinfo");
+  std::optional<MountEntry> found;
   std::string line;
   while (std::getline(in, line)) {
     // id parent major:minor root mount_point options [optional...] - fstype source super
@@ -101,13 +110,32 @@ std::string MountedAt(const std::string& path) {
     std::string id, parent, dev, root, mount_point;
     fields >> id >> parent >> dev >> root >> mount_point;
     if (UnescapeMountField(mount_point) != path) continue;
-    std::string f, fstype, source;
+    std::string f;
     while (fields >> f && f != "-") {
     }
-    fields >> fstype >> source;
-    return UnescapeMountField(source) + " " + fstype;
+    MountEntry e;
+    e.dev = dev;
+    fields >> e.fstype >> e.source;
+    e.source = UnescapeMountField(e.source);
+    found = e;
   }
-  return "";
+  return found;
+}
+
+// Lets the kernel read ahead (and so send reads of) up to `kib` KiB at once;
+// its default for a FUSE mount is 128 KiB. Best effort: needs root.
+void SetReadahead(const std::string& mountpoint, int kib) {
+  auto mount = FindMount(mountpoint);
+  if (!mount.has_value() || kib <= 0) return;
+  const std::string knob = "/sys/class/bdi/" + mount->dev + "/read_ahead_kb";
+  std::ofstream out(knob);
+  out << kib << "\n";
+  out.flush();
+  if (out.good()) {
+    spdlog::info("event=readahead kib={} bdi={}", kib, mount->dev);
+  } else {
+    spdlog::info("event=readahead-unchanged knob={} reason=\"cannot write\"", knob);
+  }
 }
 
 // Checks the mount point; returns its resolved absolute path.
@@ -130,8 +158,9 @@ StatusOr<std::string> CheckMountpoint(const std::string& path) {
   if (::realpath(path.c_str(), resolved) == nullptr) {
     return Status::FailedPrecondition("mount point " + path + ": " + std::strerror(errno));
   }
-  if (std::string what = MountedAt(resolved); !what.empty()) {
-    return Status::AlreadyExists("mount point " + path + " is already mounted (" + what + ")");
+  if (auto mount = FindMount(resolved); mount.has_value()) {
+    return Status::AlreadyExists("mount point " + path + " is already mounted (" + mount->source +
+                                 " " + mount->fstype + ")");
   }
   return std::string(resolved);
 }
@@ -255,6 +284,8 @@ int Run(int argc, char** argv) {
     ::close(fd);
   }
 
+  // -d: libfuse's request trace arrives through FuseLog at debug level.
+  if (config.debug && config.log_level != "trace") config.log_level = "debug";
   int report_fd = config.foreground ? -1 : Daemonize();
   SetUpStdio(config);
   if (Status s = InitLogging({config.log_level, config.log_json, "cairn-mount"}); !s.ok()) {
@@ -319,6 +350,7 @@ int Run(int argc, char** argv) {
     ReportToParent(&report_fd, kExitFailure);
     return kExitFailure;
   }
+  SetReadahead(*mountpoint, config.read_ahead_kib);
   spdlog::info("event=mounted volume={} mountpoint={} options=\"{}\" pid={}", spec->name,
                *mountpoint, fuse_options, ::getpid());
 

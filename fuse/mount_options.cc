@@ -129,6 +129,9 @@ Status ApplyOption(const std::string& opt, MountConfig* c) {
   } else if (key == "max_idle_threads") {
     CAIRN_RETURN_IF_ERROR(need_value());
     CAIRN_ASSIGN_OR_RETURN(c->max_idle_threads, ParseCount(key, value, 1, 1024));
+  } else if (key == "read_ahead_kb") {
+    CAIRN_RETURN_IF_ERROR(need_value());
+    CAIRN_ASSIGN_OR_RETURN(c->read_ahead_kib, ParseCount(key, value, 0, 65536));
   } else if (key == "allow_other" || key == "noallow_other") {
     CAIRN_RETURN_IF_ERROR(no_value());
     c->allow_other = key == "allow_other";
@@ -249,6 +252,8 @@ status says whether mounting worked. Unmount with `fusermount3 -u MOUNTPOINT`,
     max_threads=N         FUSE worker threads (default 32)
     max_idle_threads=N    idle worker threads kept (default 10)
     max_read=BYTES        largest read request
+    read_ahead_kb=KIB     kernel read-ahead (and largest read) in KiB (default 1024;
+                          0 keeps the kernel's 128)
     generic: nosuid, suid, nodev, dev, noexec, exec, noatime, relatime, sync,
              async, dirsync, allow_root, auto_unmount; default_permissions is
              always on (the kernel checks permissions)

@@ -39,6 +39,7 @@ struct MountConfig {
   std::string fsname;         // empty: the volume's name
   int max_threads = 32;       // FUSE worker threads
   int max_idle_threads = 10;
+  int read_ahead_kib = 1024;        // the mount's bdi read_ahead_kb; 0: the kernel's default
   double connect_timeout_s = 10.0;  // Volume::Open waits this long for quorum
   double rpc_timeout_s = 15.0;      // one brick RPC
 

@@ -29,12 +29,13 @@ TEST(MountOptionsTest, DefaultsAndPositionals) {
   EXPECT_DOUBLE_EQ(c->negative_timeout_s, 0.0);
   EXPECT_EQ(c->allow_other, ::geteuid() == 0);
   EXPECT_EQ(c->log_level, "info");
+  EXPECT_EQ(c->read_ahead_kib, 1024);
 }
 
 TEST(MountOptionsTest, OwnOptionsAreParsed) {
   auto c = Parse({"-f", "-o",
                   "token_file=/t,entry_timeout=2.5,attr_timeout=0,negative_timeout=3,"
-                  "log_level=debug,log_file=/l,noallow_other,ro,max_threads=4",
+                  "log_level=debug,log_file=/l,noallow_other,ro,max_threads=4,read_ahead_kb=0",
                   "spec", "mnt"});
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_TRUE(c->foreground);
@@ -47,6 +48,7 @@ TEST(MountOptionsTest, OwnOptionsAreParsed) {
   EXPECT_FALSE(c->allow_other);
   EXPECT_TRUE(c->read_only);
   EXPECT_EQ(c->max_threads, 4);
+  EXPECT_EQ(c->read_ahead_kib, 0);
   EXPECT_EQ(c->FuseOptions("vol1"), "fsname=vol1,subtype=cairn,default_permissions,ro");
 }
 

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -227,6 +228,12 @@ class FusePosixTest : public ::testing::TestWithParam<VolumeLayout> {
 
   void TearDown() override {
     if (mount_ != nullptr) {
+      if (HasFailure()) {
+        // The mount's warnings (EIO, EROFS, ... with the libcairn message) explain most failures.
+        const std::string log = mount_->Log();
+        std::cerr << "tail of the cairn-mount log:\n"
+                  << (log.size() > 6000 ? "..." + log.substr(log.size() - 6000) : log) << "\n";
+      }
       Status s = mount_->Unmount();
       EXPECT_TRUE(IsOk(s)) << "log of cairn-mount:\n" << mount_->Log();
     }
@@ -652,6 +659,18 @@ TEST_P(FusePosixTest, RenameManyFilesBetweenDirectories) {
   }
   EXPECT_TRUE(ListDir(P("d1"))->empty());
   EXPECT_TRUE(ListDir(P("d2"))->empty());
+  // Nothing left behind on any brick (pointer entries of moved names included).
+  const auto& spec = cluster_->spec();
+  for (int s = 0; s < static_cast<int>(spec.subvolumes.size()); ++s) {
+    for (int r = 0; r < static_cast<int>(spec.subvolumes[s].size()); ++r) {
+      for (const char* d : {"d1", "d2"}) {
+        auto left = ListDir(cluster_->brick_path(s, r) + "/" + d);
+        ASSERT_TRUE(left.ok()) << left.status().ToString();
+        EXPECT_TRUE(left->empty()) << "brick " << s << "/" << r << " " << d << " still holds "
+                                   << left->size() << " entries, e.g. " << left->front();
+      }
+    }
+  }
   EXPECT_SYS(::rmdir(P("d1").c_str()));
   EXPECT_SYS(::rmdir(P("d2").c_str()));
   // Names reused after all that are fresh files.
@@ -722,6 +741,71 @@ TEST_P(FusePosixTest, ReaddirSeesChangesAfterRewind) {
   ::rewinddir(d);
   EXPECT_EQ(count(), 6);
   ::closedir(d);
+}
+
+TEST_P(FusePosixTest, ConcurrentListingsWhileEntriesChange) {
+  // Directory handles are opened, read and released on many FUSE threads at
+  // once (releasedir may run the moment readdir's reply is out).
+  ASSERT_SYS(::mkdir(P("d").c_str(), 0755));
+  constexpr int kStable = 300;
+  for (int i = 0; i < kStable; ++i) {
+    ASSERT_TRUE(IsOk(WriteFile(P("d/stable" + std::to_string(i)), "")));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<int> listings{0};
+  {
+    ThreadGroup threads(&stop);
+    threads.Add([&] {
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string name = P("d/churn" + std::to_string(i % 20));
+        if (i % 2 == 0) {
+          if (!WriteFile(name, "").ok()) ++bad;
+        } else {
+          ::unlink(name.c_str());
+        }
+      }
+    });
+    for (int t = 0; t < 4; ++t) {
+      threads.Add([&] {
+        while (!stop.load()) {
+          auto names = ListDir(P("d"));
+          if (!names.ok()) {
+            ++bad;
+            continue;
+          }
+          int stable = 0;
+          for (const auto& n : *names) stable += n.starts_with("stable") ? 1 : 0;
+          if (stable != kStable) ++bad;
+          ++listings;
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+  }
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(listings.load(), 10);
+  EXPECT_TRUE(mount_->Mounted());
+}
+
+TEST_P(FusePosixTest, DirectIo) {
+  const size_t size = 1 << 20;
+  void* raw = nullptr;
+  ASSERT_EQ(::posix_memalign(&raw, 4096, size), 0);
+  std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(raw), &std::free);
+  const std::string data = Pattern(size, 13);
+  std::memcpy(buf.get(), data.data(), size);
+  Fd fd(::open(P("direct").c_str(), O_RDWR | O_CREAT | O_DIRECT, 0644));
+  ASSERT_TRUE(fd.ok()) << std::strerror(errno);
+  ASSERT_EQ(::pwrite(fd.get(), buf.get(), size, 0), static_cast<ssize_t>(size));
+  std::memset(buf.get(), 0, size);
+  ASSERT_EQ(::pread(fd.get(), buf.get(), size, 0), static_cast<ssize_t>(size));
+  EXPECT_TRUE(std::string(buf.get(), size) == data);
+  // Unaligned sizes work through FUSE too.
+  ASSERT_EQ(::pwrite(fd.get(), "odd", 3, size), 3);
+  EXPECT_EQ(Stat(P("direct"))->st_size, static_cast<off_t>(size + 3));
+  fd.Reset();
+  EXPECT_TRUE(*ReadFile(P("direct")) == data + "odd");
 }
 
 TEST_P(FusePosixTest, TenThousandEntriesInOneDirectory) {
@@ -892,6 +976,11 @@ TEST_P(FusePosixTest, Xattrs) {
   EXPECT_EQ(::removexattr(P("d").c_str(), "trusted.cairn.layout"), -1);
   // Plain trusted.* names of users work for root.
   EXPECT_SYS(::setxattr(f.c_str(), "trusted.mine", "t", 1, 0));
+  // POSIX ACLs are refused rather than stored and not enforced
+  // (user::rw- user:1000:rw- group::r-- mask::rw- other::r--).
+  const uint32_t acl[] = {2,          0x00060001, 0xffffffff, 0x00060002, 1000,      0x00040004,
+                          0xffffffff, 0x00060010, 0xffffffff, 0x00040020, 0xffffffff};
+  EXPECT_ERRNO(EOPNOTSUPP, ::setxattr(f.c_str(), "system.posix_acl_access", acl, sizeof(acl), 0));
 }
 
 // ---------------------------------------------------------------------------
