@@ -75,13 +75,16 @@ grpc::CompletionQueue* ThreadCompletionQueue();
 // Calls `issue(stub, ctx, request, cq)` (which returns the call's
 // ClientAsyncResponseReader, see CAIRN_ASYNC) for every target whose node is
 // connected (all of them if `include_down`), in parallel, and waits for all
-// answers. `make_request(i)` builds the request for target i.
+// answers. `make_request(i)` builds the request for target i. With
+// `wait_for_ready` a call waits for its connection (up to the deadline)
+// instead of failing at once on a node that is not connected yet.
 //   auto r = FanOut<pb::WriteRequest, pb::WriteReply>(targets, token, timeout,
 //       [&](size_t i) { ... }, CAIRN_ASYNC(Write));
 template <class Req, class Rep, class MakeReq, class Issue>
 std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
                                      const std::string& token, std::chrono::milliseconds timeout,
-                                     MakeReq make_request, Issue issue, bool include_down = false) {
+                                     MakeReq make_request, Issue issue, bool include_down = false,
+                                     bool wait_for_ready = false) {
   const size_t n = targets.size();
   std::vector<BrickResult<Rep>> results(n);
   std::vector<Req> requests(n);
@@ -102,6 +105,7 @@ std::vector<BrickResult<Rep>> FanOut(const std::vector<CallTarget>& targets,
     requests[i] = make_request(i);
     contexts[i] = std::make_unique<grpc::ClientContext>();
     PrepareContext(contexts[i].get(), token, timeout);
+    contexts[i]->set_wait_for_ready(wait_for_ready);
     results[i].sent = true;
     readers[i] = issue(targets[i].node->stub(), contexts[i].get(), requests[i], cq);
     readers[i]->StartCall();

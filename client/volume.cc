@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <latch>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -314,6 +313,15 @@ class VolumeImpl {
     }
     return it->second;
   }
+  // Removes n from the table once neither the kernel (lookup references)
+  // nor an open file refers to it. Call with table_mu_ and n.mu held, on a
+  // shared_ptr the caller owns (erasing must not free n under its lock).
+  void DropIfUnused(const std::shared_ptr<Inode>& n) {
+    if (n->ino == kRootIno || n->nlookup != 0 || n->open_count != 0) return;
+    by_id_.erase(n->id);
+    inodes_.erase(n->ino);
+  }
+
   std::shared_ptr<Inode> FindById(const Uuid& id) {
     std::lock_guard l(table_mu_);
     auto it = by_id_.find(id);
@@ -426,23 +434,14 @@ VolumeImpl::~VolumeImpl() {
 Status VolumeImpl::Connect() {
   // Every brick answers StatFs (which also checks the token and that the
   // brick is attached); wait for connections up to connect_timeout.
-  std::vector<grpc::Status> st(all_bricks_.size());
-  std::vector<std::unique_ptr<grpc::ClientContext>> ctx(all_bricks_.size());
-  std::vector<pb::StatFsRequest> req(all_bricks_.size());
-  std::vector<pb::StatFsReply> rep(all_bricks_.size());
-  std::latch done(static_cast<std::ptrdiff_t>(all_bricks_.size()));
-  for (size_t i = 0; i < all_bricks_.size(); ++i) {
-    ctx[i] = std::make_unique<grpc::ClientContext>();
-    PrepareContext(ctx[i].get(), options_.token, options_.connect_timeout);
-    ctx[i]->set_wait_for_ready(true);
-    req[i].set_brick_id(all_bricks_[i].brick_id);
-    all_bricks_[i].node->stub()->async()->StatFs(ctx[i].get(), &req[i], &rep[i],
-                                                 [&done, &st, i](grpc::Status s) {
-                                                   st[i] = std::move(s);
-                                                   done.count_down();
-                                                 });
-  }
-  done.wait();
+  auto st = FanOut<pb::StatFsRequest, pb::StatFsReply>(
+      all_bricks_, options_.token, options_.connect_timeout,
+      [&](size_t i) {
+        pb::StatFsRequest r;
+        r.set_brick_id(all_bricks_[i].brick_id);
+        return r;
+      },
+      CAIRN_ASYNC(StatFs), /*include_down=*/true, /*wait_for_ready=*/true);
   std::set<Node*> up;
   std::string problems;
   for (size_t i = 0; i < all_bricks_.size(); ++i) {
@@ -450,7 +449,7 @@ Status VolumeImpl::Connect() {
       up.insert(all_bricks_[i].node);
       continue;
     }
-    Status s = FromGrpcStatus(st[i], *ctx[i]);
+    const Status& s = st[i].status;
     if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kPermissionDenied) {
       return Status(StatusCode::kPermissionDenied,
                     "brick " + all_bricks_[i].brick_id + " on " + all_bricks_[i].node->address() +
@@ -1345,14 +1344,10 @@ void Volume::Forget(Ino ino, uint64_t nlookup) {
   std::lock_guard tl(impl_->table_mu_);
   auto it = impl_->inodes_.find(ino);
   if (it == impl_->inodes_.end()) return;
-  std::shared_ptr<Inode> n =
-      it->second;  // a copy: erasing the entry must not free it under its lock
+  std::shared_ptr<Inode> n = it->second;
   std::lock_guard l(n->mu);
   n->nlookup = nlookup >= n->nlookup ? 0 : n->nlookup - nlookup;
-  if (n->nlookup == 0 && n->open_count == 0) {
-    impl_->by_id_.erase(n->id);
-    impl_->inodes_.erase(it);
-  }
+  impl_->DropIfUnused(n);
 }
 
 StatusOr<Attr> Volume::GetAttr(Ino ino) {
@@ -1645,10 +1640,7 @@ void Volume::Release(Ino ino) {
   }
   std::lock_guard tl(impl_->table_mu_);
   std::lock_guard l(n->mu);
-  if (n->nlookup == 0 && n->open_count == 0 && ino != kRootIno) {
-    impl_->by_id_.erase(n->id);
-    impl_->inodes_.erase(ino);
-  }
+  impl_->DropIfUnused(n);
 }
 
 Status Volume::Read(Ino ino, uint64_t offset, size_t size, std::string* out) {
