@@ -137,38 +137,17 @@ StatusOr<std::unique_ptr<FuseMount>> FuseMount::Start(const TestCluster& cluster
                      ",log_level=" + options.log_level;
   for (const auto& o : options.extra_options) opts += "," + o;
   std::vector<std::string> args = {binary, "-f", "-o", opts, cluster.spec_path(), m->path_};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
 
   int log_fd = ::open(m->log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return StatusFromErrno(errno, "open " + m->log_file_);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
+  // SIGTERM (not SIGKILL) if the test dies: cairn-mount then unmounts.
+  auto pid = SpawnChild(args, log_fd, SIGTERM);
+  if (!pid.ok()) {
     ::close(log_fd);
-    return StatusFromErrno(errno, "fork");
-  }
-  if (pid == 0) {
-    // SIGTERM (not SIGKILL) if the test dies: cairn-mount then unmounts.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
-      ::_exit(126);
-    }
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(argv[0], argv.data());
-    const char msg[] = "test: execv of cairn-mount failed\n";
-    (void)!::write(2, msg, sizeof(msg) - 1);
-    ::_exit(127);
+    return pid.status();
   }
   ::close(log_fd);
-  m->pid_ = pid;
+  m->pid_ = *pid;
 
   const auto deadline = Clock::now() + options.mount_timeout;
   for (;;) {

@@ -175,11 +175,6 @@ Status BrickdProcess::Spawn(int port) {
   if (options_.threads > 0) args.push_back("--threads=" + std::to_string(options_.threads));
   for (const auto& a : options_.extra_args) args.push_back(a);
 
-  // Everything the child needs is prepared before fork: after it, only
-  // async-signal-safe calls (the test process has other threads).
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   if (::unlink(dir_.Sub("ready.json").c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus("remove old ready file");
   }
@@ -188,34 +183,14 @@ Status BrickdProcess::Spawn(int port) {
   std::string banner = "=== test: starting " + args[0] + " on " + options_.host + ":" +
                        std::to_string(port) + " ===\n";
   (void)!::write(log_fd, banner.data(), banner.size());
-  const pid_t parent = ::getpid();
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
+  // Die with the test (even if it crashes) so no brickd outlives it.
+  auto pid = SpawnChild(args, log_fd, SIGKILL);
+  if (!pid.ok()) {
     ::close(log_fd);
-    return ErrnoStatus("fork");
-  }
-  if (pid == 0) {
-    // Die with the test (even if it crashes) so no brickd outlives it.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
-      ::_exit(126);
-    }
-    // No descriptor of the test process (sockets, files) leaks into brickd.
-    ::syscall(SYS_close_range, 3U, ~0U, 0U);
-    ::execv(argv[0], argv.data());
-    const char msg[] = "test: execv of brickd failed\n";
-    (void)!::write(2, msg, sizeof(msg) - 1);
-    ::_exit(127);
+    return pid.status();
   }
   ::close(log_fd);
-  pid_ = pid;
+  pid_ = *pid;
   grpc_port_ = 0;
   metrics_port_ = 0;
   return Status::Ok();
@@ -390,6 +365,38 @@ std::vector<int> ListeningTcpPorts(pid_t pid) {
   }
   std::sort(ports.begin(), ports.end());
   return ports;
+}
+
+StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args, int log_fd, int death_signal) {
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls (the test process has other threads).
+  std::vector<std::string> copy = args;
+  std::vector<char*> argv;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string program = args.empty() ? "" : args[0].substr(args[0].rfind('/') + 1);
+  const std::string failed = "test: execv of " + program + " failed\n";
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) return StatusFromErrno(errno, "fork");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, death_signal);
+    if (::getppid() != parent) ::_exit(127);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(log_fd, 1) < 0 || ::dup2(log_fd, 2) < 0) {
+      ::_exit(126);
+    }
+    // No descriptor of the test process (sockets, files) leaks into the child.
+    ::syscall(SYS_close_range, 3U, ~0U, 0U);
+    ::execv(argv[0], argv.data());
+    (void)!::write(2, failed.data(), failed.size());
+    ::_exit(127);
+  }
+  return pid;
 }
 
 }  // namespace cairn::test

@@ -157,6 +157,12 @@ class BrickdProcess {
 // "exited with 0", "killed by signal 9", ...
 std::string DescribeWaitStatus(int wait_status);
 
+// fork/exec of args[0] (a path) with stdin from /dev/null and stdout and
+// stderr to log_fd, no other descriptor inherited, default signal mask; the
+// child gets `death_signal` when the calling thread dies (PR_SET_PDEATHSIG).
+// log_fd stays open in the caller. Returns the child's pid.
+StatusOr<pid_t> SpawnChild(const std::vector<std::string>& args, int log_fd, int death_signal);
+
 // ---------------------------------------------------------------------------
 // A gRPC client of one brickd.
 
