@@ -238,7 +238,7 @@ TEST_F(ClientTest, OneBrickKilledMidWriteLosesNothing) {
   // read from it (stale) until heal.
   ASSERT_OK(cluster_->RestartNode(1));
   bool back = false;
-  for (int i = 0; i < 50 && !back; ++i) {
+  for (int i = 0; i < 150 && !back; ++i) {  // up to 15 s: reconnects are slower under load
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     back = vol_->Health()[1].connected;
   }
@@ -266,7 +266,7 @@ TEST_F(ClientTest, TwoBricksDownRefusesWritesButServesReads) {
   ASSERT_OK(cluster_->RestartNode(1));
   ASSERT_OK(cluster_->RestartNode(2));
   bool back = false;
-  for (int i = 0; i < 50 && !back; ++i) {
+  for (int i = 0; i < 150 && !back; ++i) {  // up to 15 s: reconnects are slower under load
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto h = vol_->Health();
     back = h[1].connected && h[2].connected;
