@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -15,8 +16,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -175,10 +178,20 @@ Versions DecodeVersions(const std::string& raw) {
   return v;
 }
 
-void SetVersion(const Versions& v, pb::Version* out) {
+void ToProto(const Versions& v, pb::Version* out) {
   out->set_data(v.data);
   out->set_meta(v.meta);
   out->set_entry(v.entry);
+}
+
+// Xattr names a listing shows: everything but the brick's own trusted.cairn.*
+// (the client-owned layout and linkto are shown; clients filter them out).
+bool Listed(std::string_view name) {
+  if (name.rfind(kInternalXattrPrefix, 0) != 0) return true;
+  for (auto allowed : kClientXattrs) {
+    if (name == allowed) return true;
+  }
+  return false;
 }
 
 // Records the client-visible xattr names of `path` in `a`. `magic`: path is
@@ -193,7 +206,7 @@ void FillXattrNames(const std::string& path, bool magic, pb::Attr* a) {
   for (ssize_t pos = 0; pos < n;) {
     std::string_view name(buf + pos);
     pos += static_cast<ssize_t>(name.size()) + 1;
-    if (name.rfind(kInternalXattrPrefix, 0) == 0) continue;
+    if (!Listed(name)) continue;
     a->add_xattr_names(std::string(name));
   }
 }
@@ -215,11 +228,19 @@ void FillAttr(const struct stat& st, const Uuid& id, const Versions& v, pb::Attr
   a->set_atime_ns(Ns(st.st_atim));
   a->set_mtime_ns(Ns(st.st_mtim));
   a->set_ctime_ns(Ns(st.st_ctim));
-  SetVersion(v, a->mutable_version());
+  ToProto(v, a->mutable_version());
 }
 
 bool VersionEquals(const Versions& a, const pb::Version& b) {
   return a.data == b.data() && a.meta == b.meta() && a.entry == b.entry();
+}
+
+// "data/meta/entry", for messages.
+std::string VersionText(const Versions& v) {
+  return std::to_string(v.data) + "/" + std::to_string(v.meta) + "/" + std::to_string(v.entry);
+}
+std::string VersionText(const pb::Version& v) {
+  return VersionText(Versions{v.data(), v.meta(), v.entry()});
 }
 
 // Creates `rel` (relative to dirfd) with `make`, creating the fan-out
@@ -399,6 +420,12 @@ struct BrickOps {
         ++v.entry;
         break;
     }
+    CAIRN_RETURN_IF_ERROR(WriteVersions(fd, v));
+    if (out != nullptr) *out = v;
+    return Status::Ok();
+  }
+
+  Status WriteVersions(int fd, const Versions& v) {
     char raw[24];
     std::memcpy(raw, &v.data, 8);
     std::memcpy(raw + 8, &v.meta, 8);
@@ -406,8 +433,32 @@ struct BrickOps {
     if (::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw, sizeof(raw), 0) != 0) {
       return Errno("record version");
     }
-    if (out != nullptr) *out = v;
     return Status::Ok();
+  }
+
+  // A conditional mutation (txn.expected set, self-heal): refused with ESTALE
+  // unless `fd` (the object it changes, or the parent of an entry operation)
+  // still has the expected version. Call with the object's lock held.
+  Status CheckExpected(const pb::Txn& txn, int fd, const Uuid& id) {
+    if (txn.deadline_unix_ms() != 0) {
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      if (now_ms > txn.deadline_unix_ms()) {
+        return Status(StatusCode::kDeadlineExceeded,
+                      "mutation of " + id.ToString() + " arrived " +
+                          std::to_string(now_ms - txn.deadline_unix_ms()) +
+                          " ms after its deadline; not applied",
+                      ETIMEDOUT);
+      }
+    }
+    if (!txn.has_expected()) return Status::Ok();
+    Versions v = ReadVersions(fd);
+    if (VersionEquals(v, txn.expected())) return Status::Ok();
+    return Status(StatusCode::kFailedPrecondition,
+                  "version of " + id.ToString() + " is " + VersionText(v) + ", expected " +
+                      VersionText(txn.expected()),
+                  ESTALE);
   }
 
   // Records `id` in the dirty index; done before a mutation is applied, so a
@@ -550,6 +601,7 @@ struct BrickOps {
     CAIRN_RETURN_IF_ERROR(ValidateName(req.name(), parent == Uuid::Root()));
     ObjectLock lock(&b, parent);
     CAIRN_ASSIGN_OR_RETURN(Fd pfd, OpenDir(parent));
+    CAIRN_RETURN_IF_ERROR(CheckExpected(req.txn(), pfd.get(), parent));
     struct stat st;
     if (::fstatat(pfd.get(), req.name().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return Errno(what + req.name() + "'");
@@ -579,7 +631,7 @@ struct BrickOps {
     }
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
-    SetVersion(pv, reply.mutable_parent_version());
+    ToProto(pv, reply.mutable_parent_version());
     return reply;
   }
 
@@ -622,6 +674,7 @@ struct BrickOps {
 
     ObjectLock lock(&b, parent);
     CAIRN_ASSIGN_OR_RETURN(Fd pfd, OpenDir(parent));
+    CAIRN_RETURN_IF_ERROR(CheckExpected(req.txn(), pfd.get(), parent));
     if (req.txn().mark_dirty()) {
       CAIRN_RETURN_IF_ERROR(MarkDirty(parent));
       CAIRN_RETURN_IF_ERROR(MarkDirty(id));
@@ -677,7 +730,7 @@ struct BrickOps {
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
     CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, AttrOf(obj.get(), id));
-    SetVersion(pv, attr.mutable_parent_version());
+    ToProto(pv, attr.mutable_parent_version());
     return attr;
   }
 
@@ -949,6 +1002,7 @@ StatusOr<pb::Attr> Brick::SetAttr(const pb::SetAttrRequest& req) {
   const int fd = obj.fd.get();
   const std::string proc = ProcPath(fd);
   const bool is_link = S_ISLNK(obj.st.st_mode);
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), fd, id));
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(id));
   if (valid & (pb::SetAttrRequest::VALID_UID | pb::SetAttrRequest::VALID_GID)) {
     uid_t uid = (valid & pb::SetAttrRequest::VALID_UID) ? req.uid() : static_cast<uid_t>(-1);
@@ -1015,6 +1069,7 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateName(req.new_name(), parent == Uuid::Root()));
   ObjectLock lock(this, parent);
   CAIRN_ASSIGN_OR_RETURN(Fd pfd, ops.OpenDir(parent));
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), pfd.get(), parent));
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(parent));
   std::string rel = HandleRel(id);
   if (::linkat(meta_fd_, rel.c_str(), pfd.get(), req.new_name().c_str(), 0) != 0) {
@@ -1036,7 +1091,7 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
   CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
   CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, ops.AttrOf(obj.fd.get(), id));
-  SetVersion(pv, attr.mutable_parent_version());
+  ToProto(pv, attr.mutable_parent_version());
   return attr;
 }
 
@@ -1104,6 +1159,7 @@ StatusOr<pb::WriteReply> Brick::Write(const pb::WriteRequest& req) {
   }
   ObjectLock lock(this, id);
   CAIRN_ASSIGN_OR_RETURN(Fd fd, ops.OpenFile(id, O_WRONLY));
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), fd.get(), id));
   struct stat before;
   if (::fstat(fd.get(), &before) != 0) return Errno("stat");
   uint64_t offset = req.append() ? static_cast<uint64_t>(before.st_size) : req.offset();
@@ -1186,6 +1242,7 @@ StatusOr<pb::Attr> Brick::Fallocate(const pb::FallocateRequest& req) {
   }
   ObjectLock lock(this, id);
   CAIRN_ASSIGN_OR_RETURN(Fd fd, ops.OpenFile(id, O_WRONLY));
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), fd.get(), id));
   struct stat before, after;
   ::fstat(fd.get(), &before);
   int64_t reserve = kind == FALLOC_FL_PUNCH_HOLE ? 0 : static_cast<int64_t>(req.length());
@@ -1248,6 +1305,7 @@ StatusOr<pb::RenameReply> Brick::Rename(const pb::RenameRequest& req) {
     CAIRN_ASSIGN_OR_RETURN(npfd_owned, ops.OpenDir(new_parent));
     npfd = npfd_owned.get();
   }
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), npfd, new_parent));
   struct stat src, dst;
   if (::fstatat(opfd.get(), req.old_name().c_str(), &src, AT_SYMLINK_NOFOLLOW) != 0) {
     return Errno("rename '" + req.old_name() + "'");
@@ -1288,10 +1346,10 @@ StatusOr<pb::RenameReply> Brick::Rename(const pb::RenameRequest& req) {
   }
   Versions v;
   CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), opfd.get(), VersionField::kEntry, &v));
-  SetVersion(v, reply.mutable_old_parent_version());
+  ToProto(v, reply.mutable_old_parent_version());
   if (new_parent != old_parent) {
     CAIRN_RETURN_IF_ERROR(ops.Mutated(req.txn(), npfd, VersionField::kEntry, &v));
-    SetVersion(v, reply.mutable_new_parent_version());
+    ToProto(v, reply.mutable_new_parent_version());
   }
   return reply;
 }
@@ -1393,6 +1451,7 @@ StatusOr<pb::Attr> Brick::SetXattr(const pb::SetXattrRequest& req) {
   }
   ObjectLock lock(this, id);
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), obj.fd.get(), id));
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(id));
   if (::setxattr(ProcPath(obj.fd.get()).c_str(), req.name().c_str(), req.value().data(),
                  req.value().size(), static_cast<int>(req.flags())) != 0) {
@@ -1422,7 +1481,7 @@ StatusOr<pb::ListXattrReply> Brick::ListXattr(const pb::ListXattrRequest& req) {
   for (size_t pos = 0; pos < static_cast<size_t>(n);) {
     std::string name(buf.data() + pos);
     pos += name.size() + 1;
-    if (name.rfind(kInternalXattrPrefix, 0) == 0) continue;
+    if (!Listed(name)) continue;
     reply.add_names(std::move(name));
   }
   return reply;
@@ -1434,6 +1493,7 @@ StatusOr<pb::Attr> Brick::RemoveXattr(const pb::RemoveXattrRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateXattrName(req.name()));
   ObjectLock lock(this, id);
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
+  CAIRN_RETURN_IF_ERROR(ops.CheckExpected(req.txn(), obj.fd.get(), id));
   if (req.txn().mark_dirty()) CAIRN_RETURN_IF_ERROR(ops.MarkDirty(id));
   if (::removexattr(ProcPath(obj.fd.get()).c_str(), req.name().c_str()) != 0) {
     if (errno == ENODATA) return Status(StatusCode::kNotFound, "no xattr " + req.name(), ENODATA);
@@ -1520,11 +1580,167 @@ StatusOr<pb::ClearDirtyReply> Brick::ClearDirty(const pb::ClearDirtyRequest& req
     CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(entry.id(), "entries.id"));
     ObjectLock lock(this, id);
     auto obj = ops.OpenObj(id);
-    // A newer mutation (not acknowledged everywhere yet) keeps the mark.
+    // A newer mutation (not acknowledged everywhere yet) keeps the mark; the
+    // mark of an object that is gone goes (self-heal clears those).
     if (obj.ok() && !VersionEquals(ops.ReadVersions(obj->fd.get()), entry.version())) continue;
+    if (!obj.ok() && obj.status().posix_errno() != ENOENT) continue;
     if (::unlinkat(meta_fd_, DirtyRel(id).c_str(), 0) == 0) reply.set_cleared(reply.cleared() + 1);
   }
   return reply;
+}
+
+namespace {
+
+constexpr uint32_t kMinChecksumBlock = 4u << 10;
+constexpr uint32_t kMaxChecksumBlock = 4u << 20;
+constexpr uint64_t kMaxChecksumBlocks = 65536;
+constexpr size_t kDigestBytes = 16;
+
+// The first 16 bytes of the SHA-256 of `data`.
+std::string Digest(const EVP_MD* md, EVP_MD_CTX* ctx, const char* data, size_t n) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestInit_ex(ctx, md, nullptr);
+  EVP_DigestUpdate(ctx, data, n);
+  EVP_DigestFinal_ex(ctx, out, &len);
+  return std::string(reinterpret_cast<const char*>(out), kDigestBytes);
+}
+
+// The digest of a zero block of `bs` bytes (a power of two), computed once.
+std::string ZeroBlockDigest(uint64_t bs) {
+  static std::mutex mu;
+  static std::array<std::string, 64> cache;
+  const int log = __builtin_ctzll(bs);
+  std::lock_guard l(mu);
+  if (cache[log].empty()) {
+    std::string zeros(bs, '\0');
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(zeros.data(), zeros.size(), out, &len, EVP_sha256(), nullptr);
+    cache[log].assign(reinterpret_cast<const char*>(out), kDigestBytes);
+  }
+  return cache[log];
+}
+
+}  // namespace
+
+StatusOr<pb::ChecksumReply> Brick::Checksum(const pb::ChecksumRequest& req) {
+  BrickOps ops{*this};
+  CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(req.id(), "id"));
+  const uint64_t bs = req.block_size();
+  if (bs < kMinChecksumBlock || bs > kMaxChecksumBlock || (bs & (bs - 1)) != 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  "block_size " + std::to_string(bs) + " must be a power of two, 4 KiB..4 MiB",
+                  EINVAL);
+  }
+  if (req.offset() % bs != 0 || req.offset() > static_cast<uint64_t>(LLONG_MAX) ||
+      req.length() > static_cast<uint64_t>(LLONG_MAX) - req.offset()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "checksum offset must be a multiple of block_size and offset + length in range",
+                  EINVAL);
+  }
+  if ((req.length() + bs - 1) / bs > kMaxChecksumBlocks) {
+    return Status(StatusCode::kInvalidArgument,
+                  "checksum of " + std::to_string((req.length() + bs - 1) / bs) +
+                      " blocks; the limit is " + std::to_string(kMaxChecksumBlocks) + " per call",
+                  EINVAL);
+  }
+  CAIRN_ASSIGN_OR_RETURN(Fd fd, ops.OpenFile(id, O_RDONLY));
+  pb::ChecksumReply reply;
+  ToProto(ops.ReadVersions(fd.get()), reply.mutable_version());
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Errno("stat");
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  reply.set_size(size);
+  const uint64_t end = std::min(size, req.offset() + req.length());
+  if (req.offset() >= end) return reply;
+
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) return Status::Internal("SHA-256 is not available from OpenSSL");
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx) return Status::Internal("out of memory");
+  std::string buf(bs, '\0');
+  std::string zero;  // the digest of a whole zero block (a block in a hole), when first needed
+  reply.mutable_digests()->Reserve(static_cast<int>((end - req.offset() + bs - 1) / bs));
+  // [data, hole): the first data extent that ends after the current block.
+  uint64_t data = 0, hole = 0;
+  for (uint64_t at = req.offset(); at < end; at += bs) {
+    const uint64_t n = std::min<uint64_t>(bs, end - at);
+    if (hole <= at) {
+      off_t d = ::lseek(fd.get(), static_cast<off_t>(at), SEEK_DATA);
+      if (d < 0) {
+        if (errno != ENXIO) return Errno("seek data");
+        data = hole = UINT64_MAX;  // nothing but a hole up to the end
+      } else {
+        off_t h = ::lseek(fd.get(), d, SEEK_HOLE);
+        if (h < 0) return Errno("seek hole");
+        data = static_cast<uint64_t>(d);
+        hole = static_cast<uint64_t>(h);
+      }
+    }
+    if (data >= at + n) {
+      if (n == bs) {
+        if (zero.empty()) zero = ZeroBlockDigest(bs);
+        reply.add_digests(zero);
+      } else {
+        std::memset(buf.data(), 0, n);
+        reply.add_digests(Digest(md, ctx.get(), buf.data(), n));
+      }
+      continue;
+    }
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd.get(), buf.data() + done, n - done, static_cast<off_t>(at + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return Errno("read");
+      }
+      if (r == 0) break;  // shrunk meanwhile: the rest reads as zeros
+      done += static_cast<size_t>(r);
+    }
+    if (done < n) std::memset(buf.data() + done, 0, n - done);
+    reply.add_digests(Digest(md, ctx.get(), buf.data(), n));
+  }
+  return reply;
+}
+
+StatusOr<pb::LocateReply> Brick::Locate(const pb::LocateRequest& req) {
+  BrickOps ops{*this};
+  CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(req.id(), "id"));
+  pb::LocateReply reply;
+  if (id == Uuid::Root()) return reply;  // no parent
+  // Resolving the handle checks it (exists, is a directory, names this id).
+  CAIRN_ASSIGN_OR_RETURN(Fd dir, ops.OpenDir(id));
+  char target[PATH_MAX];
+  ssize_t n = ::readlinkat(meta_fd_, DirHandleRel(id).c_str(), target, sizeof(target) - 1);
+  if (n < 0) return Errno("read handle of " + id.ToString());
+  // "../XX/HEX/NAME"
+  std::string_view t(target, static_cast<size_t>(n));
+  const Status malformed(StatusCode::kDataLoss, "malformed directory handle for " + id.ToString(),
+                         EIO);
+  if (t.size() <= 39 || t.substr(0, 3) != "../") return malformed;
+  auto parent = Uuid::Parse(t.substr(6, 32));
+  if (!parent.ok() || !ValidateName(t.substr(39), *parent == Uuid::Root()).ok()) return malformed;
+  reply.set_parent_id(parent->Raw());
+  reply.set_name(std::string(t.substr(39)));
+  return reply;
+}
+
+StatusOr<pb::Attr> Brick::SetVersion(const pb::SetVersionRequest& req) {
+  BrickOps ops{*this};
+  CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(req.id(), "id"));
+  ObjectLock lock(this, id);
+  CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
+  const Versions cur = ops.ReadVersions(obj.fd.get());
+  if (!VersionEquals(cur, req.expected())) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "version of " + id.ToString() + " is " + VersionText(cur) + ", expected " +
+                      VersionText(req.expected()),
+                  ESTALE);
+  }
+  const Versions v{req.version().data(), req.version().meta(), req.version().entry()};
+  CAIRN_RETURN_IF_ERROR(ops.WriteVersions(obj.fd.get(), v));
+  return ops.AttrOf(obj.fd.get(), id, &v);
 }
 
 }  // namespace cairn::brickd

@@ -96,6 +96,11 @@ class Brick {
   Status Forget(const pb::ForgetRequest& req);
   StatusOr<pb::ListDirtyReply> ListDirty(const pb::ListDirtyRequest& req);
   StatusOr<pb::ClearDirtyReply> ClearDirty(const pb::ClearDirtyRequest& req);
+  // Self-heal (docs/heal.md): block digests of a file, a directory's parent
+  // and name, and a compare-and-set of an object's versions.
+  StatusOr<pb::ChecksumReply> Checksum(const pb::ChecksumRequest& req);
+  StatusOr<pb::LocateReply> Locate(const pb::LocateRequest& req);
+  StatusOr<pb::Attr> SetVersion(const pb::SetVersionRequest& req);
 
  private:
   friend struct BrickOps;

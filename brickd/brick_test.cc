@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/falloc.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -156,6 +158,10 @@ class BrickTest : public ::testing::Test {
   std::string base_, path_;
   std::shared_ptr<Brick> brick_;
 };
+
+bool VersionIs(const pb::Version& v, uint64_t data, uint64_t meta, uint64_t entry) {
+  return v.data() == data && v.meta() == meta && v.entry() == entry;
+}
 
 #define EXPECT_ERRNO(expr, err)                                            \
   do {                                                                     \
@@ -916,6 +922,14 @@ TEST_F(BrickTest, CreateSetsClientXattrsBeforeTheNameAppears) {
   g.set_id(made->id());
   g.set_name("trusted.cairn.layout");
   EXPECT_EQ(brick_->GetXattr(g)->value(), "v1 layout");
+  // Listings show the client-owned names (self-heal copies them), never the
+  // brick's own id and versions.
+  pb::ListXattrRequest l;
+  l.set_id(made->id());
+  auto listed = brick_->ListXattr(l);
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(std::vector<std::string>(listed->names().begin(), listed->names().end()),
+            std::vector<std::string>{"trusted.cairn.layout"});
   // A pointer file carries its target; the brick's own names stay reserved.
   r.set_name("ptr");
   r.set_new_id(Uuid::Random().Raw());
@@ -955,6 +969,359 @@ TEST_F(BrickTest, ListDirtyPagesInIdOrder) {
   }
   EXPECT_EQ(all.size(), 31u);  // 30 files + the root directory
   EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+}
+
+// ---- Self-heal support: Checksum, Locate, SetVersion, conditional mutations.
+
+std::string Sha16(const std::string& data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<const char*>(out), 16);
+}
+
+TEST_F(BrickTest, ChecksumDigestsBlocksReadingHolesAsZeros) {
+  std::string f = CreateFile(Root(), "f");
+  const std::string a(4096, 'a'), c(4096, 'c');
+  ASSERT_TRUE(Write(f, 0, a).ok());
+  ASSERT_TRUE(Write(f, 2 * 4096, c + "tail").ok());  // block 1 is a hole, block 3 is short
+  pb::ChecksumRequest q;
+  q.set_id(f);
+  q.set_offset(0);
+  q.set_length(1 << 20);  // clipped at the end of the file
+  q.set_block_size(4096);
+  auto r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->size(), 3 * 4096u + 4);
+  ASSERT_EQ(r->digests_size(), 4);
+  EXPECT_EQ(r->digests(0), Sha16(a));
+  EXPECT_EQ(r->digests(1), Sha16(std::string(4096, '\0')));
+  EXPECT_EQ(r->digests(2), Sha16(c));
+  EXPECT_EQ(r->digests(3), Sha16("tail"));
+  // A written zero block and a hole look the same.
+  std::string g = CreateFile(Root(), "g");
+  ASSERT_TRUE(Write(g, 4096, std::string(4096, '\0')).ok());
+  q.set_id(g);
+  r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->digests_size(), 2);
+  EXPECT_EQ(r->digests(0), r->digests(1));
+  // Past the end: no digests, the size still reported.
+  q.set_id(f);
+  q.set_offset(1 << 20);
+  r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->digests_size(), 0);
+  EXPECT_EQ(r->size(), 3 * 4096u + 4);
+  // A marked write moves the version the reply carries.
+  ASSERT_TRUE(Write(f, 0, "x", /*dirty=*/true).ok());
+  EXPECT_EQ(brick_->Checksum(q)->version().data(), 1u);
+}
+
+TEST_F(BrickTest, ChecksumOfALargeSparseFileReadsOnlyItsData) {
+  std::string f = CreateFile(Root(), "sparse");
+  pb::TruncateRequest t;
+  t.set_id(f);
+  t.set_size(8ull << 30);
+  ASSERT_TRUE(brick_->Truncate(t).ok());
+  ASSERT_TRUE(Write(f, 5ull << 30, "data").ok());
+  pb::ChecksumRequest q;
+  q.set_id(f);
+  q.set_block_size(4u << 20);
+  q.set_length(8ull << 30);  // 2048 blocks of 4 MiB
+  auto start = std::chrono::steady_clock::now();
+  auto r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_EQ(r->digests_size(), 2048);
+  const std::string zero = Sha16(std::string(4u << 20, '\0'));
+  int data_blocks = 0;
+  for (int i = 0; i < r->digests_size(); ++i) data_blocks += r->digests(i) != zero ? 1 : 0;
+  EXPECT_EQ(data_blocks, 1);
+  EXPECT_NE(r->digests(1280), zero);
+}
+
+TEST_F(BrickTest, ChecksumRefusesBadArguments) {
+  std::string f = CreateFile(Root(), "f");
+  ASSERT_TRUE(Write(f, 0, "abc").ok());
+  pb::ChecksumRequest q;
+  q.set_id(f);
+  q.set_length(4096);
+  for (uint32_t bs : {0u, 1000u, 2048u, 12288u, 8u << 20}) {
+    q.set_block_size(bs);
+    auto r = brick_->Checksum(q);
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << bs << ": " << r.status().ToString();
+  }
+  q.set_block_size(4096);
+  q.set_offset(100);  // not a multiple of the block size
+  EXPECT_TRUE(brick_->Checksum(q).status().IsInvalidArgument());
+  q.set_offset(0);
+  q.set_length(65537ull * 4096);  // over 65536 blocks
+  EXPECT_TRUE(brick_->Checksum(q).status().IsInvalidArgument());
+  q.set_length(65536ull * 4096);
+  EXPECT_TRUE(brick_->Checksum(q).ok());
+  q.set_offset(UINT64_MAX - 4095);
+  EXPECT_TRUE(brick_->Checksum(q).status().IsInvalidArgument());
+  q.set_offset(0);
+  q.set_length(4096);
+  q.set_id("short");
+  EXPECT_TRUE(brick_->Checksum(q).status().IsInvalidArgument());
+  q.set_id(Uuid::Random().Raw());
+  EXPECT_ERRNO(brick_->Checksum(q), ENOENT);
+  q.set_id(Mkdir(Root(), "d"));
+  EXPECT_ERRNO(brick_->Checksum(q), EISDIR);
+  auto l = MakeEntry(Root(), "l", 'l', 0777, "/etc/passwd");
+  ASSERT_TRUE(l.ok());
+  q.set_id(l->id());
+  EXPECT_ERRNO(brick_->Checksum(q), EINVAL);  // never follows a symlink (confinement)
+}
+
+TEST_F(BrickTest, LocateGivesADirectorysParentAndName) {
+  std::string a = Mkdir(Root(), "a");
+  std::string b = Mkdir(a, "b");
+  pb::LocateRequest q;
+  q.set_id(b);
+  auto r = brick_->Locate(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->parent_id(), a);
+  EXPECT_EQ(r->name(), "b");
+  ASSERT_TRUE(Rename(a, "b", Root(), "c").ok());
+  r = brick_->Locate(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->parent_id(), Root());
+  EXPECT_EQ(r->name(), "c");
+  // The root has no parent.
+  q.set_id(Root());
+  r = brick_->Locate(q);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->parent_id().empty());
+  EXPECT_TRUE(r->name().empty());
+  // Files and unknown ids.
+  q.set_id(CreateFile(a, "f"));
+  EXPECT_ERRNO(brick_->Locate(q), ENOTDIR);
+  q.set_id(Uuid::Random().Raw());
+  EXPECT_ERRNO(brick_->Locate(q), ENOENT);
+  q.set_id("bad");
+  EXPECT_TRUE(brick_->Locate(q).status().IsInvalidArgument());
+}
+
+TEST_F(BrickTest, ConfinementLocateOfATamperedHandleRevealsNothing) {
+  std::string a = Mkdir(Root(), "a");
+  const std::string handle = path_ + "/.cairn/d/" + Uuid::FromBytes(a)->ToHex().substr(0, 2) + "/" +
+                             Uuid::FromBytes(a)->ToHex();
+  ASSERT_EQ(::unlink(handle.c_str()), 0);
+  ASSERT_EQ(::symlink("../../../../../../etc", handle.c_str()), 0);
+  pb::LocateRequest q;
+  q.set_id(a);
+  auto r = brick_->Locate(q);
+  EXPECT_FALSE(r.ok());
+  // Pointing at another directory of the brick fails the id check.
+  std::string b = Mkdir(Root(), "b");
+  ASSERT_EQ(::unlink(handle.c_str()), 0);
+  ASSERT_EQ(::symlink(("../00/" + Uuid::Root().ToHex() + "/b").c_str(), handle.c_str()), 0);
+  r = brick_->Locate(q);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(r.status().posix_errno(), ESTALE) << r.status().ToString();
+  (void)b;
+}
+
+TEST_F(BrickTest, SetVersionIsACompareAndSet) {
+  std::string f = CreateFile(Root(), "f");
+  pb::SetVersionRequest q;
+  q.set_id(f);
+  q.mutable_version()->set_data(5);
+  q.mutable_version()->set_meta(6);
+  q.mutable_version()->set_entry(7);
+  auto r = brick_->SetVersion(q);  // expected 0/0/0: never versioned
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->version().data(), 5u);
+  EXPECT_EQ(GetAttr(f)->version().meta(), 6u);
+  // A stale expectation changes nothing and names the current version.
+  q.mutable_version()->set_data(9);
+  r = brick_->SetVersion(q);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().posix_errno(), ESTALE);
+  EXPECT_NE(r.status().message().find("5/6/7"), std::string::npos) << r.status().message();
+  EXPECT_EQ(GetAttr(f)->version().data(), 5u);
+  *q.mutable_expected() = GetAttr(f)->version();
+  EXPECT_EQ(brick_->SetVersion(q)->version().data(), 9u);
+  // Directories too; nothing enters the dirty index.
+  std::string d = Mkdir(Root(), "d");
+  q.set_id(d);
+  q.clear_expected();
+  EXPECT_TRUE(brick_->SetVersion(q).ok());
+  EXPECT_EQ(brick_->ListDirty({})->entries_size(), 0);
+  q.set_id(Uuid::Random().Raw());
+  EXPECT_ERRNO(brick_->SetVersion(q), ENOENT);
+  q.set_id("x");
+  EXPECT_TRUE(brick_->SetVersion(q).status().IsInvalidArgument());
+}
+
+TEST_F(BrickTest, ConditionalMutationsApplyOnlyAtTheExpectedVersion) {
+  std::string d = Mkdir(Root(), "d");
+  std::string f = CreateFile(d, "f");
+  ASSERT_TRUE(Write(f, 0, "old").ok());
+  // Give both a version, as a replicated client would.
+  pb::SetVersionRequest sv;
+  sv.mutable_version()->set_data(3);
+  sv.mutable_version()->set_meta(3);
+  sv.mutable_version()->set_entry(3);
+  sv.set_id(f);
+  ASSERT_TRUE(brick_->SetVersion(sv).ok());
+  sv.set_id(d);
+  ASSERT_TRUE(brick_->SetVersion(sv).ok());
+  pb::Txn wrong, right;
+  wrong.mutable_expected()->set_data(2);
+  *right.mutable_expected() = sv.version();
+
+  pb::WriteRequest w;
+  w.set_id(f);
+  w.set_data("new");
+  *w.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Write(w), ESTALE);
+  EXPECT_EQ(*Read(f, 0, 10), "old");
+  *w.mutable_txn() = right;
+  ASSERT_TRUE(brick_->Write(w).ok());
+  EXPECT_EQ(*Read(f, 0, 10), "new");
+
+  pb::SetAttrRequest sa;
+  sa.set_id(f);
+  sa.set_valid(pb::SetAttrRequest::VALID_MODE);
+  sa.set_mode(0600);
+  *sa.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->SetAttr(sa), ESTALE);
+  EXPECT_EQ(GetAttr(f)->mode() & 07777, 0644u);
+  pb::SetXattrRequest sx;
+  sx.set_id(f);
+  sx.set_name("user.k");
+  sx.set_value("v");
+  *sx.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->SetXattr(sx), ESTALE);
+  pb::RemoveXattrRequest rx;
+  rx.set_id(f);
+  rx.set_name("user.k");
+  *rx.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->RemoveXattr(rx), ESTALE);
+  pb::FallocateRequest fa;
+  fa.set_id(f);
+  fa.set_length(4096);
+  *fa.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Fallocate(fa), ESTALE);
+  pb::TruncateRequest tr;
+  tr.set_id(f);
+  *tr.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Truncate(tr), ESTALE);
+  EXPECT_EQ(GetAttr(f)->size(), 3u);
+
+  // Entry operations check the directory.
+  pb::CreateRequest cr;
+  cr.set_parent_id(d);
+  cr.set_name("g");
+  cr.set_new_id(Uuid::Random().Raw());
+  cr.set_mode(0644);
+  *cr.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Create(cr), ESTALE);
+  EXPECT_ERRNO(brick_->Mkdir(cr), ESTALE);
+  pb::LinkRequest lk;
+  lk.set_id(f);
+  lk.set_new_parent_id(d);
+  lk.set_new_name("h");
+  *lk.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Link(lk), ESTALE);
+  pb::UnlinkRequest un;
+  un.set_parent_id(d);
+  un.set_name("f");
+  *un.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Unlink(un), ESTALE);
+  pb::RenameRequest rn;
+  ASSERT_FALSE(CreateFile(Root(), "top").empty());
+  rn.set_old_parent_id(Root());
+  rn.set_old_name("top");
+  rn.set_new_parent_id(d);  // checked against the new parent
+  rn.set_new_name("x");
+  *rn.mutable_txn() = wrong;
+  EXPECT_ERRNO(brick_->Rename(rn), ESTALE);
+  EXPECT_EQ(Names(d), std::vector<std::string>{"f"});
+  // At the expected version they apply, and (unmarked) bump nothing.
+  *cr.mutable_txn() = right;
+  ASSERT_TRUE(brick_->Create(cr).ok());
+  *lk.mutable_txn() = right;
+  ASSERT_TRUE(brick_->Link(lk).ok());
+  *rn.mutable_txn() = right;
+  ASSERT_TRUE(brick_->Rename(rn).ok());
+  *un.mutable_txn() = right;
+  ASSERT_TRUE(brick_->Unlink(un).ok());
+  EXPECT_EQ(Names(d), (std::vector<std::string>{"g", "h", "x"}));
+  EXPECT_TRUE(VersionIs(GetAttr(d)->version(), 3, 3, 3));
+  EXPECT_TRUE(VersionIs(GetAttr(f)->version(), 3, 3, 3));
+}
+
+TEST_F(BrickTest, UnmarkedMutationsNeitherBumpVersionsNorMarkDirty) {
+  std::string d = Mkdir(Root(), "d");
+  std::string f = CreateFile(d, "f");
+  pb::SetVersionRequest sv;
+  sv.mutable_version()->set_data(1);
+  sv.mutable_version()->set_meta(1);
+  sv.mutable_version()->set_entry(1);
+  for (const std::string& id : {d, f}) {
+    sv.set_id(id);
+    ASSERT_TRUE(brick_->SetVersion(sv).ok());
+  }
+  // Every mutation, as self-heal sends them (mark_dirty=false).
+  ASSERT_TRUE(Write(f, 0, "data").ok());
+  pb::SetAttrRequest sa;
+  sa.set_id(f);
+  sa.set_valid(pb::SetAttrRequest::VALID_MODE | pb::SetAttrRequest::VALID_SIZE |
+               pb::SetAttrRequest::VALID_MTIME);
+  sa.set_mode(0600);
+  sa.set_size(2);
+  ASSERT_TRUE(brick_->SetAttr(sa).ok());
+  pb::FallocateRequest fa;
+  fa.set_id(f);
+  fa.set_length(8192);
+  ASSERT_TRUE(brick_->Fallocate(fa).ok());
+  pb::SetXattrRequest sx;
+  sx.set_id(f);
+  sx.set_name("user.k");
+  ASSERT_TRUE(brick_->SetXattr(sx).ok());
+  pb::RemoveXattrRequest rx;
+  rx.set_id(f);
+  rx.set_name("user.k");
+  ASSERT_TRUE(brick_->RemoveXattr(rx).ok());
+  ASSERT_TRUE(MakeEntry(d, "sub", 'd', 0755).ok());
+  ASSERT_TRUE(MakeEntry(d, "l", 'l', 0777, "t").ok());
+  ASSERT_TRUE(MakeEntry(d, "n", 'n', S_IFIFO | 0644).ok());
+  pb::LinkRequest lk;
+  lk.set_id(f);
+  lk.set_new_parent_id(d);
+  lk.set_new_name("f2");
+  ASSERT_TRUE(brick_->Link(lk).ok());
+  ASSERT_TRUE(Rename(d, "f2", d, "f3").ok());
+  ASSERT_TRUE(Unlink(d, "f3").ok());
+  ASSERT_TRUE(Rmdir(d, "sub").ok());
+  EXPECT_TRUE(VersionIs(GetAttr(d)->version(), 1, 1, 1));
+  EXPECT_TRUE(VersionIs(GetAttr(f)->version(), 1, 1, 1));
+  EXPECT_EQ(brick_->ListDirty({})->entries_size(), 0);
+}
+
+TEST_F(BrickTest, ClearDirtyDropsTheMarkOfAnObjectThatIsGone) {
+  auto made = MakeEntry(Root(), "f", 'f', 0644, "", /*dirty=*/true);
+  ASSERT_TRUE(made.ok());
+  const std::string hex = Uuid::FromBytes(made->id())->ToHex();
+  // The object disappears behind the index's back (a crash between steps).
+  ASSERT_EQ(::unlink((path_ + "/f").c_str()), 0);
+  ASSERT_EQ(::unlink((path_ + "/.cairn/h/" + hex.substr(0, 2) + "/" + hex).c_str()), 0);
+  ASSERT_TRUE(fs::exists(path_ + "/.cairn/dirty/" + hex));
+  pb::ClearDirtyRequest cd;
+  auto* e = cd.add_entries();
+  e->set_id(made->id());
+  e->mutable_version()->set_data(42);  // whatever version: nothing to compare with
+  EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 1u);
+  EXPECT_FALSE(fs::exists(path_ + "/.cairn/dirty/" + hex));
+  // An id never seen is not an error either.
+  e->set_id(Uuid::Random().Raw());
+  EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 0u);
 }
 
 // ---- Concurrency inside one brick.

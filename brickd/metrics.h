@@ -47,6 +47,9 @@ enum class Op : uint8_t {
   kForget,
   kListDirty,
   kClearDirty,
+  kChecksum,
+  kLocate,
+  kSetVersion,
   kCount
 };
 

@@ -48,7 +48,7 @@ Status Overloaded() {
 // Short operations run inline on the gRPC thread that received them: a hop
 // to the worker pool and back costs two context switches, more than the few
 // file system calls most operations make. Operations that may take long
-// (fsync, large reads and writes, directory listings, allocation) go to the
+// (fsync, large reads and writes, directory listings, allocation, checksums) go to the
 // pool, so they never hold up gRPC's threads.
 constexpr size_t kInlineIoBytes = 64 << 10;
 bool RunsInline(Op op) {
@@ -59,6 +59,7 @@ bool RunsInline(Op op) {
     case Op::kListDirty:
     case Op::kRead:
     case Op::kWrite:
+    case Op::kChecksum:
       return false;
     default:
       return true;
@@ -135,6 +136,9 @@ CAIRN_BRICK_RPC(RemoveXattr, RemoveXattrRequest, AttrReply, kRemoveXattr, *out->
 CAIRN_BRICK_RPC(StatFs, StatFsRequest, StatFsReply, kStatFs, *out)
 CAIRN_BRICK_RPC(ListDirty, ListDirtyRequest, ListDirtyReply, kListDirty, *out)
 CAIRN_BRICK_RPC(ClearDirty, ClearDirtyRequest, ClearDirtyReply, kClearDirty, *out)
+CAIRN_BRICK_RPC(Checksum, ChecksumRequest, ChecksumReply, kChecksum, *out)
+CAIRN_BRICK_RPC(Locate, LocateRequest, LocateReply, kLocate, *out)
+CAIRN_BRICK_RPC(SetVersion, SetVersionRequest, AttrReply, kSetVersion, *out->mutable_attr())
 
 #undef CAIRN_BRICK_RPC
 

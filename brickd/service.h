@@ -92,6 +92,12 @@ class BrickServiceImpl final : public pb::Brick::CallbackService {
                                       pb::ListDirtyReply*) override;
   grpc::ServerUnaryReactor* ClearDirty(grpc::CallbackServerContext*, const pb::ClearDirtyRequest*,
                                        pb::ClearDirtyReply*) override;
+  grpc::ServerUnaryReactor* Checksum(grpc::CallbackServerContext*, const pb::ChecksumRequest*,
+                                     pb::ChecksumReply*) override;
+  grpc::ServerUnaryReactor* Locate(grpc::CallbackServerContext*, const pb::LocateRequest*,
+                                   pb::LocateReply*) override;
+  grpc::ServerUnaryReactor* SetVersion(grpc::CallbackServerContext*, const pb::SetVersionRequest*,
+                                       pb::AttrReply*) override;
 
  private:
   template <typename Req, typename Fn>

@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -302,6 +303,12 @@ class VolumeImpl {
     t.set_client_id(client_id_);
     t.set_seq(seq_.fetch_add(1) + 1);
     t.set_mark_dirty(replicated_);
+    // Bricks refuse it after 3/4 of our own deadline: a request delayed in
+    // the network is never applied after we reported it failed.
+    t.set_deadline_unix_ms(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            (std::chrono::system_clock::now() + options_.rpc_timeout * 3 / 4).time_since_epoch())
+            .count());
     return t;
   }
 
@@ -1669,12 +1676,14 @@ Status Volume::Read(Ino ino, uint64_t offset, size_t size, std::string* out) {
       if (rep.ok() || t.node->connected()) break;  // an answer, or a real error
     }
     if (!rep.ok()) return rep.status();
+    // Decided before the data is moved out of the reply.
+    const bool last = rep->eof() || rep->data().size() < want;
     if (out->empty()) {
       *out = std::move(*rep->mutable_data());
     } else {
       out->append(rep->data());
     }
-    if (rep->eof() || rep->data().size() < want) break;
+    if (last) break;
   }
   return Status::Ok();
 }

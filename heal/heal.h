@@ -1,0 +1,108 @@
+// Self-heal of a replicated volume (docs/heal.md).
+//
+//   heal::Options o;
+//   o.token = data_token;
+//   o.local_node = "10.0.0.2:24009";   // this node's brickd, as in the spec
+//   auto healer = heal::VolumeHealer::Start(spec, o);
+//   heal::Info info = (*healer)->GetInfo();
+//
+// One VolumeHealer per replicated volume with a brick on the node. It heals
+// the subvolumes whose lowest reachable replica is its local brick: polls the
+// dirty indexes of all replicas, brings replicas with lower versions up to
+// date (entries, data block by block, metadata) with conditional writes that
+// never overwrite a client's newer mutation, and clears the marks. Split-brain
+// (equal versions, different contents, no majority) is reported, not healed,
+// until Resolve. All methods are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/spec.h"
+#include "common/id.h"
+#include "common/status.h"
+
+namespace cairn::heal {
+
+struct Options {
+  std::string token;       // data token of the volume's bricks
+  std::string local_node;  // this node's brickd address as written in the spec ("host:port")
+  int parallel = 8;        // objects healed at once (bound)
+  std::chrono::milliseconds interval{250};        // dirty-index poll period
+  std::chrono::seconds full_crawl_interval{600};  // safety-net full crawl; 0 = never
+  uint32_t block_size = 128 * 1024;               // data heal granularity (power of two, 4K..4M)
+  std::chrono::milliseconds rpc_timeout{15000};
+};
+
+// How Resolve picks the good copy of a split-brain object.
+enum class Policy {
+  kSourceBrick,  // the brick named by source_brick
+  kLatestMtime,  // the (data) replica with the latest mtime
+  kBiggerFile,   // the replica with the largest file (regular files only)
+};
+
+// One brick's dirty index as GetInfo found it.
+struct BrickPending {
+  std::string brick_id, node;
+  bool connected = false;
+  uint64_t pending = 0;                 // entries in its dirty index
+  std::vector<std::string> sample_ids;  // a few of them (canonical uuid form)
+};
+
+struct SplitBrain {
+  Uuid id;
+  std::string kind;                 // data|metadata|entry
+  std::vector<std::string> bricks;  // the disagreeing replicas (brick ids)
+  std::string detail;
+};
+
+struct Stats {
+  uint64_t healed_objects = 0;
+  uint64_t healed_bytes = 0;  // data bytes written to sinks
+  uint64_t checksummed_bytes = 0;
+  uint64_t entries_created = 0;
+  uint64_t entries_removed = 0;
+  uint64_t errors = 0;
+  uint64_t full_crawls = 0;
+  bool active = false;  // a pass is healing right now
+};
+
+struct Info {
+  std::vector<BrickPending> bricks;  // every brick of the volume, in spec order
+  std::vector<SplitBrain> split_brain;
+  Stats stats;
+};
+
+class HealerImpl;
+
+class VolumeHealer {
+ public:
+  // Starts the healer's thread. InvalidArgument for a volume that is not
+  // replicated or bad options.
+  static StatusOr<std::unique_ptr<VolumeHealer>> Start(const client::VolumeSpec& spec,
+                                                       Options options);
+  // Stops and joins its threads promptly (work in progress is abandoned; it
+  // is conditional, so nothing is left half-committed).
+  ~VolumeHealer();
+  VolumeHealer(const VolumeHealer&) = delete;
+  VolumeHealer& operator=(const VolumeHealer&) = delete;
+
+  // Pending = dirty-index entries per brick of the volume (asks the bricks).
+  Info GetInfo();
+  // Polls now instead of at the next interval.
+  void Kick();
+  // Walks the whole tree on every replica at the next poll.
+  void TriggerFullCrawl();
+  // Heals a split-brain object from the copy the policy picks (source_brick
+  // for kSourceBrick). Also works on objects not reported as split-brain.
+  Status Resolve(const Uuid& id, Policy policy, const std::string& source_brick);
+
+ private:
+  explicit VolumeHealer(std::unique_ptr<HealerImpl> impl);
+  std::unique_ptr<HealerImpl> impl_;
+};
+
+}  // namespace cairn::heal
