@@ -1,12 +1,14 @@
 // cairn-mount: mounts a Cairn file volume with FUSE.
 //
 //   cairn-mount -o token_file=/etc/cairn/data.token /etc/cairn/vol1.json /mnt/vol1
+//   cairn-mount -o token_file=/etc/cairn/data.token node1,node2:/vol1 /mnt/vol1  # via storaged
 //   grep vol1 /proc/mounts     # vol1 /mnt/vol1 fuse.cairn rw,nosuid,nodev,...
 //   fusermount3 -u /mnt/vol1   # or umount, or SIGTERM: the process exits 0
 //
 // Without -f the process goes to the background only once the volume is
 // mounted, so its exit status (and one line on stderr) reports every mount
-// error: bad spec, unreachable bricks, bad mount point, bad option.
+// error: bad spec, unknown volume, unreachable storaged or bricks, bad mount
+// point, bad option.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -25,6 +27,7 @@
 #include <string>
 
 #include "client/spec.h"
+#include "client/spec_fetch.h"
 #include "client/volume.h"
 #include "common/file_util.h"
 #include "common/log.h"
@@ -233,6 +236,24 @@ void SetUpStdio(const MountConfig& config) {
   if (null_fd >= 0) ::close(null_fd);
 }
 
+// True iff both specs have the same bricks in the same places.
+bool SameBricks(const client::VolumeSpec& a, const client::VolumeSpec& b) {
+  if (a.subvolumes.size() != b.subvolumes.size() || a.replica != b.replica ||
+      a.arbiter != b.arbiter) {
+    return false;
+  }
+  for (size_t s = 0; s < a.subvolumes.size(); ++s) {
+    if (a.subvolumes[s].size() != b.subvolumes[s].size()) return false;
+    for (size_t r = 0; r < a.subvolumes[s].size(); ++r) {
+      if (a.subvolumes[s][r].node != b.subvolumes[s][r].node ||
+          a.subvolumes[s][r].brick_id != b.subvolumes[s][r].brick_id) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 int Run(int argc, char** argv) {
   auto parsed = ParseMountArgs(argc, argv);
   if (!parsed.ok()) {
@@ -252,13 +273,37 @@ int Run(int argc, char** argv) {
 
   // Everything that can be checked without threads is checked before
   // going to the background, so most errors come straight from here.
-  auto spec = client::VolumeSpec::Load(config.spec_path);
-  if (!spec.ok()) {
-    const std::string& msg = spec.status().message();
-    PrintError(msg.find(config.spec_path) != std::string::npos
-                   ? msg
-                   : "volume spec " + config.spec_path + ": " + msg);
-    return kExitFailure;
+  // SOURCE is a spec file if it names one, else host[:port][,...]:/volume
+  // (the spec is then fetched from storaged, once in the background: gRPC
+  // starts threads).
+  client::VolumeSpec spec;
+  std::optional<client::ServerSource> server_source;
+  struct stat source_st;
+  const bool source_is_file = ::stat(config.spec_path.c_str(), &source_st) == 0;
+  const bool looks_like_server = !source_is_file &&
+                                 config.spec_path.find(":/") != std::string::npos &&
+                                 config.spec_path[0] != '/' && config.spec_path[0] != '.';
+  if (looks_like_server) {
+    auto parsed_source = client::ParseServerSource(config.spec_path);
+    if (!parsed_source.ok()) {
+      PrintError("SOURCE " + parsed_source.status().message());
+      return kExitUsage;
+    }
+    server_source = std::move(*parsed_source);
+  } else {
+    auto loaded = client::VolumeSpec::Load(config.spec_path);
+    if (!loaded.ok()) {
+      std::string msg = loaded.status().message();
+      if (msg.find(config.spec_path) == std::string::npos) {
+        msg = "volume spec " + config.spec_path + ": " + msg;
+      }
+      if (!source_is_file) {
+        msg += " (SOURCE is a spec file or host[:port][,host[:port]...]:/volume)";
+      }
+      PrintError(msg);
+      return kExitFailure;
+    }
+    spec = std::move(*loaded);
   }
   std::string token;
   if (!config.token_file.empty()) {
@@ -308,14 +353,30 @@ int Run(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   client::Options options;
-  options.token = std::move(token);
+  options.token = token;
   options.connect_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.connect_timeout_s * 1000));
   options.rpc_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.rpc_timeout_s * 1000));
-  auto volume = client::Volume::Open(*spec, options);
+  uint64_t fetched_generation = 0;
+  if (server_source.has_value()) {
+    auto fetched = client::FetchSpec(server_source->servers, server_source->volume, token,
+                                     options.connect_timeout);
+    if (!fetched.ok()) {
+      PrintError(fetched.status().IsNotFound()
+                     ? fetched.status().message()
+                     : "cannot fetch the volume spec: " + fetched.status().message());
+      ReportToParent(&report_fd, kExitFailure);
+      return kExitFailure;
+    }
+    spdlog::info("event=spec-fetched volume={} generation={} server={}", fetched->spec.name,
+                 fetched->generation, fetched->server);
+    spec = std::move(fetched->spec);
+    fetched_generation = fetched->generation;
+  }
+  auto volume = client::Volume::Open(spec, options);
   if (!volume.ok()) {
-    PrintError("cannot open volume " + spec->name + ": " + volume.status().message());
+    PrintError("cannot open volume " + spec.name + ": " + volume.status().message());
     ReportToParent(&report_fd, kExitFailure);
     return kExitFailure;
   }
@@ -324,7 +385,7 @@ int Run(int argc, char** argv) {
                              .attr_timeout_s = config.attr_timeout_s,
                              .negative_timeout_s = config.negative_timeout_s,
                              .kernel_cache = config.kernel_cache});
-  const std::string fuse_options = config.FuseOptions(spec->name);
+  const std::string fuse_options = config.FuseOptions(spec.name);
   std::vector<std::string> fuse_argv_store = {argv[0], "-o", fuse_options};
   if (config.debug) fuse_argv_store.push_back("-d");
   std::vector<char*> fuse_argv;
@@ -351,8 +412,28 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
   SetReadahead(*mountpoint, config.read_ahead_kib);
-  spdlog::info("event=mounted volume={} mountpoint={} options=\"{}\" pid={}", spec->name,
+  spdlog::info("event=mounted volume={} mountpoint={} options=\"{}\" pid={}", spec.name,
                *mountpoint, fuse_options, ::getpid());
+  // With a server source, newer generations of the spec are followed (and
+  // logged); a live mount keeps its bricks: a topology change needs a remount.
+  std::unique_ptr<client::SpecWatcher> watcher;
+  if (server_source.has_value()) {
+    watcher = std::make_unique<client::SpecWatcher>(
+        server_source->servers, server_source->volume, token, fetched_generation,
+        [mounted = spec](const client::FetchedSpec& newer) {
+          spdlog::info("event=spec_generation volume={} generation={} server={}", newer.spec.name,
+                       newer.generation, newer.server);
+          if (!SameBricks(mounted, newer.spec)) {
+            spdlog::warn(
+                "event=spec-topology-changed volume={} generation={} action=\"remount needed: "
+                "this mount keeps serving the bricks it was mounted with\"",
+                newer.spec.name, newer.generation);
+          }
+        },
+        [volume_name = spec.name](const Status& why) {
+          spdlog::warn("event=spec-deleted volume={} reason=\"{}\"", volume_name, why.message());
+        });
+  }
 
   if (::chdir("/") != 0) {
     // Not fatal: only keeps the process from pinning a directory.
@@ -370,17 +451,17 @@ int Run(int argc, char** argv) {
   fuse_loop_cfg_destroy(loop);
   pthread_sigmask(SIG_BLOCK, &term, nullptr);
 
+  watcher.reset();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   // Flushes pending dirty-mark clears and closes the brick connections.
   volume->reset();
   if (loop_result < 0) {
-    spdlog::error("event=unmounted volume={} error=\"{}\"", spec->name,
-                  std::strerror(-loop_result));
+    spdlog::error("event=unmounted volume={} error=\"{}\"", spec.name, std::strerror(-loop_result));
     return kExitFailure;
   }
-  spdlog::info("event=unmounted volume={} signal={}", spec->name, loop_result);
+  spdlog::info("event=unmounted volume={} signal={}", spec.name, loop_result);
   return kExitOk;
 }
 

@@ -223,8 +223,12 @@ StatusOr<MountConfig> ParseMountArgs(int argc, const char* const* argv) {
 }
 
 std::string MountUsage() {
-  return R"(usage: cairn-mount [-f] [-d] [-o opt[,opt...]] SPEC_FILE MOUNTPOINT
-Mounts a Cairn file volume with FUSE. SPEC_FILE is the volume's spec (JSON).
+  return R"(usage: cairn-mount [-f] [-d] [-o opt[,opt...]] SOURCE MOUNTPOINT
+Mounts a Cairn file volume with FUSE. SOURCE is the volume's spec file (JSON),
+or host[:port][,host[:port]...]:/VOLUME to fetch the spec from storaged (port
+24007 by default; the servers are tried in order, the token_file's data token
+authenticates). Newer generations of a fetched spec are logged; a change of
+bricks needs a remount.
 Without -f it goes to the background once the volume is mounted; its exit
 status says whether mounting worked. Unmount with `fusermount3 -u MOUNTPOINT`,
 `umount MOUNTPOINT` or SIGTERM.

@@ -1,4 +1,5 @@
-// cairn-mount's command line: `cairn-mount [-f] [-d] [-o opt[,opt...]] SPEC_FILE MOUNTPOINT`.
+// cairn-mount's command line: `cairn-mount [-f] [-d] [-o opt[,opt...]] SOURCE MOUNTPOINT`
+// (SOURCE: a spec file, or host[:port][,host[:port]...]:/volume; see fuse/main.cc).
 //
 //   auto config = ParseMountArgs(argc, argv);
 //   if (!config.ok()) { fprintf(stderr, "cairn-mount: %s\n", ...); return 2; }
@@ -18,7 +19,7 @@
 namespace cairn::fuse {
 
 struct MountConfig {
-  std::string spec_path;
+  std::string spec_path;  // SOURCE: a spec file, or host[:port][,...]:/volume
   std::string mountpoint;
 
   bool foreground = false;  // -f

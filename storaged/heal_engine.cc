@@ -1,0 +1,146 @@
+#include "storaged/heal_engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <set>
+
+namespace cairn::storaged {
+
+namespace spb = ::cairn::storaged::v1;
+
+HealEngine::HealEngine(heal::Options options) : options_(std::move(options)) {}
+
+HealEngine::~HealEngine() { Stop(); }
+
+void HealEngine::OnSpecsChanged(const std::vector<client::VolumeSpec>& local_specs,
+                                const std::string& brickd_address) {
+  std::map<std::string, Entry> gone;
+  {
+    std::lock_guard l(mu_);
+    if (stopped_) return;
+    std::set<std::string> present;
+    for (const auto& spec : local_specs) {
+      if (spec.replica < 2) continue;  // nothing to heal on a distribute volume
+      present.insert(spec.name);
+      const std::string json = spec.ToJson();
+      auto it = healers_.find(spec.name);
+      if (it != healers_.end() && it->second.spec_json == json &&
+          options_.local_node == brickd_address) {
+        continue;
+      }
+      heal::Options o = options_;
+      o.local_node = brickd_address;
+      if (it != healers_.end()) {
+        gone[spec.name + "#old"] = std::move(it->second);
+        healers_.erase(it);
+      }
+      auto healer = heal::VolumeHealer::Start(spec, o);
+      if (!healer.ok()) {
+        spdlog::error("event=heal_start_failed volume={} error=\"{}\"", spec.name,
+                      healer.status().ToString());
+        continue;
+      }
+      spdlog::info("event=heal_started volume={} generation={} local_node={}", spec.name,
+                   spec.generation, brickd_address);
+      healers_[spec.name] = Entry{spec.generation, json, std::move(*healer)};
+    }
+    options_.local_node = brickd_address;
+    for (auto it = healers_.begin(); it != healers_.end();) {
+      if (present.count(it->first) == 0) {
+        spdlog::info("event=heal_stopped volume={}", it->first);
+        gone[it->first] = std::move(it->second);
+        it = healers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  gone.clear();  // healers stop (join their threads) outside the lock
+}
+
+StatusOr<std::shared_ptr<heal::VolumeHealer>> HealEngine::Find(const std::string& volume) {
+  std::lock_guard l(mu_);
+  auto it = healers_.find(volume);
+  if (it == healers_.end()) {
+    return Status(StatusCode::kNotFound,
+                  "volume '" + volume + "' is not a replicated volume with a brick on this node",
+                  ENOENT);
+  }
+  return it->second.healer;
+}
+
+StatusOr<spb::HealInfoReply> HealEngine::Info(const std::string& volume) {
+  CAIRN_ASSIGN_OR_RETURN(auto healer, Find(volume));
+  heal::Info info = healer->GetInfo();
+  spb::HealInfoReply reply;
+  reply.set_volume(volume);
+  for (const auto& b : info.bricks) {
+    auto* out = reply.add_bricks();
+    out->set_brick_id(b.brick_id);
+    out->set_node(b.node);
+    out->set_connected(b.connected);
+    out->set_pending(b.pending);
+    for (const auto& id : b.sample_ids) out->add_sample_ids(id);
+  }
+  for (const auto& sb : info.split_brain) {
+    auto* out = reply.add_split_brain();
+    out->set_id(sb.id.ToString());
+    out->set_kind(sb.kind);
+    for (const auto& b : sb.bricks) out->add_bricks(b);
+    out->set_detail(sb.detail);
+  }
+  reply.set_healed_objects(info.stats.healed_objects);
+  reply.set_healed_bytes(info.stats.healed_bytes);
+  reply.set_checksummed_bytes(info.stats.checksummed_bytes);
+  reply.set_errors(info.stats.errors);
+  reply.set_active(info.stats.active);
+  reply.set_full_crawls(info.stats.full_crawls);
+  return reply;
+}
+
+Status HealEngine::Start(const std::string& volume, bool full) {
+  CAIRN_ASSIGN_OR_RETURN(auto healer, Find(volume));
+  if (full) healer->TriggerFullCrawl();
+  healer->Kick();
+  return Status::Ok();
+}
+
+Status HealEngine::Resolve(const spb::ResolveSplitBrainRequest& request) {
+  CAIRN_ASSIGN_OR_RETURN(auto healer, Find(request.volume()));
+  auto id = Uuid::Parse(request.id());
+  if (!id.ok()) {
+    return Status(StatusCode::kInvalidArgument, "bad object id '" + request.id() + "'", EINVAL);
+  }
+  heal::Policy policy;
+  switch (request.policy()) {
+    case spb::ResolveSplitBrainRequest::SOURCE_BRICK:
+      if (request.source_brick().empty()) {
+        return Status(StatusCode::kInvalidArgument, "policy SOURCE_BRICK needs source_brick",
+                      EINVAL);
+      }
+      policy = heal::Policy::kSourceBrick;
+      break;
+    case spb::ResolveSplitBrainRequest::LATEST_MTIME:
+      policy = heal::Policy::kLatestMtime;
+      break;
+    case spb::ResolveSplitBrainRequest::BIGGER_FILE:
+      policy = heal::Policy::kBiggerFile;
+      break;
+    default:
+      return Status(StatusCode::kInvalidArgument,
+                    "policy must be SOURCE_BRICK, LATEST_MTIME or BIGGER_FILE", EINVAL);
+  }
+  return healer->Resolve(*id, policy, request.source_brick());
+}
+
+void HealEngine::Stop() {
+  std::map<std::string, Entry> gone;
+  {
+    std::lock_guard l(mu_);
+    stopped_ = true;
+    gone.swap(healers_);
+  }
+  gone.clear();
+}
+
+}  // namespace cairn::storaged

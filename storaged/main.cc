@@ -1,0 +1,405 @@
+// storaged: the per-node daemon (glusterd's role). Owns the node's devices,
+// bricks and volume specs, runs and supervises the node's one brickd, and
+// serves volume specs to clients. See docs/storaged.md.
+//
+//   storaged --listen=127.0.0.2:24007 --state-dir=/var/lib/cairn/storaged
+//            --token-file=/etc/cairn/data.token --admin-token-file=/etc/cairn/admin.token
+//   storagectl --server=127.0.0.2:24007 --token-file=/etc/cairn/admin.token node
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <httplib.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/file_util.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/status_errno.h"
+#include "common/status_grpc.h"
+#include "storaged/heal_engine.h"
+#include "storaged/heal_hook.h"
+#include "storaged/manager.h"
+#include "storaged/metrics.h"
+#include "storaged/service.h"
+#include "storaged/state.h"
+#include "storaged/supervisor.h"
+
+#ifndef CAIRN_VERSION
+#define CAIRN_VERSION "unknown"
+#endif
+
+namespace cairn::storaged {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// Splits "host:port" (the port may be 0: any free port).
+StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("address must be host:port, got '" + addr + "'");
+  }
+  const std::string port_text = addr.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos) {
+    return Status::InvalidArgument("bad port in '" + addr + "'");
+  }
+  int port = std::stoi(port_text);
+  if (port > 65535) return Status::InvalidArgument("bad port in '" + addr + "'");
+  return std::make_pair(addr.substr(0, colon), port);
+}
+
+std::string Absolute(const std::string& path) {
+  char real[PATH_MAX];
+  return ::realpath(path.c_str(), real) != nullptr ? std::string(real) : path;
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
+}
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// mkdir -p with mode 0700 for the parts we create.
+Status MakeDirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      std::string part = path.substr(0, i);
+      if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
+        return StatusFromErrno(errno, "mkdir " + part);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// One storaged per state directory: an exclusive flock on STATE_DIR/lock,
+// held for the life of the process (released by the kernel if it dies).
+StatusOr<int> LockStateDir(const std::string& dir) {
+  const std::string path = dir + "/lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return StatusFromErrno(errno, "open " + path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    std::string holder = ReadFile(path).ok() ? *ReadFile(path) : "";
+    while (!holder.empty() && holder.back() == '\n') holder.pop_back();
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      return Status::FailedPrecondition("state dir " + dir + " is in use by another storaged" +
+                                        (holder.empty() ? "" : " (pid " + holder + ")"));
+    }
+    return StatusFromErrno(e, "flock " + path);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) == 0) (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+  return fd;
+}
+
+int Run(int argc, char** argv) {
+  Flags flags("storaged",
+              "Cairn's node daemon: devices, bricks, volume specs; supervises the node's brickd.");
+  flags.AddString("listen", "127.0.0.1:24007", "gRPC API address host:port (port 0: any)");
+  flags.AddString("state-dir", "", "directory holding all of storaged's state (required)");
+  flags.AddString("node-name", "", "this node's name (default: the host name)");
+  flags.AddString("brickd-listen", "",
+                  "brickd's data address as written in volume specs (default: the host of "
+                  "--listen, port 24009; port 0: chosen at brickd's first start, then kept)");
+  flags.AddString("brickd", "",
+                  "the brickd executable (default: beside storaged, else ../brickd/brickd of a "
+                  "build tree, else $PATH)");
+  flags.AddString("token-file", "", "file holding the cluster's data token (required)");
+  flags.AddBool("heal", true, "run the self-heal daemon for the replicated volumes of this node");
+  flags.AddInt("heal-parallel", 8, "objects healed at once per volume");
+  flags.AddInt("heal-interval-ms", 250, "how often the dirty indexes are polled");
+  flags.AddInt("heal-full-crawl-s", 600, "period of the safety-net full crawl; 0: never");
+  flags.AddInt("heal-block-size", 128 * 1024,
+               "data heal granularity in bytes (power of two, 4 KiB .. 4 MiB)");
+  flags.AddString("admin-token-file", "",
+                  "file holding the admin token for this API and brickd's admin (required)");
+  flags.AddString(
+      "metrics-listen", "",
+      "HTTP /metrics and /healthz address host:port (default: host of --listen, port 0)");
+  flags.AddString("ready-file", "",
+                  "written once serving: {\"listen\",\"metrics\",\"brickd\",\"pid\"}");
+  flags.AddInt("brickd-threads", 0, "brickd --threads (0: brickd's default)");
+  flags.AddString("log-level", "info", "trace, debug, info, warn, error");
+  flags.AddBool("log-json", false, "log one JSON object per line");
+  if (Status s = flags.Parse(argc, argv); !s.ok()) {
+    std::fprintf(stderr, "storaged: %s\n%s", s.message().c_str(), flags.Usage().c_str());
+    return kExitUsage;
+  }
+  if (flags.help_requested()) {
+    std::fputs(flags.Usage().c_str(), stdout);
+    return kExitOk;
+  }
+  if (!flags.positional().empty()) {
+    std::fprintf(stderr, "storaged: unexpected argument '%s'\n", flags.positional()[0].c_str());
+    return kExitUsage;
+  }
+  DisableMutexDeadlockDetection();
+  if (Status s = InitLogging({flags.GetString("log-level"), flags.GetBool("log-json"), "storaged"});
+      !s.ok()) {
+    std::fprintf(stderr, "storaged: %s\n", s.message().c_str());
+    return kExitUsage;
+  }
+  auto config_error = [](const std::string& why) {
+    spdlog::critical("event=config-error reason=\"{}\"", why);
+    std::fprintf(stderr, "storaged: %s\n", why.c_str());
+    return kExitUsage;
+  };
+  const std::string state_dir = flags.GetString("state-dir");
+  if (state_dir.empty()) return config_error("--state-dir is required");
+  if (flags.GetString("token-file").empty() || flags.GetString("admin-token-file").empty()) {
+    return config_error("--token-file and --admin-token-file are required");
+  }
+  auto data_token = ReadSecretFile(flags.GetString("token-file"));
+  if (!data_token.ok()) return config_error("--token-file: " + data_token.status().message());
+  auto admin_token = ReadSecretFile(flags.GetString("admin-token-file"));
+  if (!admin_token.ok()) {
+    return config_error("--admin-token-file: " + admin_token.status().message());
+  }
+  if (ConstantTimeEquals(*data_token, *admin_token)) {
+    return config_error("the admin token must differ from the data token");
+  }
+  auto listen = SplitHostPort(flags.GetString("listen"));
+  if (!listen.ok()) return config_error("--listen: " + listen.status().message());
+  const std::string brickd_flag = flags.GetString("brickd-listen").empty()
+                                      ? listen->first + ":24009"
+                                      : flags.GetString("brickd-listen");
+  auto brickd_listen = SplitHostPort(brickd_flag);
+  if (!brickd_listen.ok())
+    return config_error("--brickd-listen: " + brickd_listen.status().message());
+  const std::string metrics_flag = flags.GetString("metrics-listen").empty()
+                                       ? listen->first + ":0"
+                                       : flags.GetString("metrics-listen");
+  auto metrics_listen = SplitHostPort(metrics_flag);
+  if (!metrics_listen.ok()) {
+    return config_error("--metrics-listen: " + metrics_listen.status().message());
+  }
+  const int brickd_threads = static_cast<int>(flags.GetInt("brickd-threads"));
+  if (brickd_threads != 0 && (brickd_threads < 2 || brickd_threads > 1024)) {
+    return config_error("--brickd-threads must be 0 or 2..1024");
+  }
+  auto brickd_binary = FindBrickdBinary(flags.GetString("brickd"));
+  if (!brickd_binary.ok()) return config_error(brickd_binary.status().message());
+  const std::string node_name =
+      flags.GetString("node-name").empty() ? HostName() : flags.GetString("node-name");
+
+  if (Status s = MakeDirs(state_dir); !s.ok()) return config_error(s.message());
+  auto lock_fd = LockStateDir(state_dir);
+  if (!lock_fd.ok()) {
+    spdlog::critical("event=state-dir-locked error=\"{}\"", lock_fd.status().message());
+    std::fprintf(stderr, "storaged: %s\n", lock_fd.status().message().c_str());
+    return kExitFailure;
+  }
+  StateFile state_file(state_dir + "/state.json");
+  auto state = state_file.Load();
+  if (!state.ok()) {
+    spdlog::critical("event=state-corrupt error=\"{}\"", state.status().message());
+    std::fprintf(stderr, "storaged: %s\n", state.status().message().c_str());
+    return kExitFailure;
+  }
+  spdlog::info("event=state-loaded path={} devices={} bricks={} specs={} brickd_port={}",
+               state_file.path(), state->devices.size(), state->bricks.size(), state->specs.size(),
+               state->brickd_port);
+
+  // Signals are taken by one thread with sigwait; every other thread blocks them.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const int configured_port = brickd_listen->second;
+  const int brickd_port = configured_port != 0 ? configured_port : state->brickd_port;
+  Manager manager(&state_file, std::move(*state));
+  SpecHub hub;
+  manager.SetSpecListener(
+      [&hub](const std::string& name, const SpecRecord* now) { hub.Publish(name, now); });
+  for (const auto& [name, rec] : manager.Snapshot().specs) hub.Publish(name, &rec);
+
+  SupervisorOptions so;
+  so.brickd_binary = *brickd_binary;
+  so.host = brickd_listen->first;
+  so.port = brickd_port;
+  // brickd reads the token files itself: absolute paths, whatever its cwd.
+  so.token_file = Absolute(flags.GetString("token-file"));
+  so.admin_token_file = Absolute(flags.GetString("admin-token-file"));
+  so.admin_token = *admin_token;
+  so.state_dir = state_dir;
+  so.log_level = flags.GetString("log-level");
+  so.log_json = flags.GetBool("log-json");
+  so.threads = brickd_threads;
+  BrickdSupervisor supervisor(
+      so, [&manager] { return manager.AttachAll(); },
+      [&manager](int port) { return manager.SetBrickdPort(port); });
+  manager.SetSupervisor(&supervisor);
+  if (configured_port != 0 && manager.brickd_port() != configured_port) {
+    if (Status s = manager.SetBrickdPort(configured_port); !s.ok()) {
+      spdlog::critical("event=state-write-failed error=\"{}\"", s.ToString());
+      return kExitFailure;
+    }
+  }
+  if (Status s = supervisor.Start(); !s.ok()) {
+    spdlog::critical("event=brickd-start-failed error=\"{}\"", s.ToString());
+    std::fprintf(stderr, "storaged: cannot start brickd: %s\n", s.ToString().c_str());
+    return kExitFailure;
+  }
+  manager.SetBrickdAddress(supervisor.address());
+
+  // ---- Self-heal: the ONE place where the heal engine is plugged in. ----
+  // HealEngine (storaged/heal_engine.h) implements storaged::HealHook: one
+  // heal::VolumeHealer per replicated volume with a brick on this node.
+  std::unique_ptr<HealHook> heal;
+  if (flags.GetBool("heal")) {
+    heal::Options ho;
+    ho.token = *data_token;
+    ho.parallel = static_cast<int>(flags.GetInt("heal-parallel"));
+    ho.interval = std::chrono::milliseconds(flags.GetInt("heal-interval-ms"));
+    ho.full_crawl_interval = std::chrono::seconds(flags.GetInt("heal-full-crawl-s"));
+    ho.block_size = static_cast<uint32_t>(flags.GetInt("heal-block-size"));
+    heal = std::make_unique<HealEngine>(ho);
+  }
+  manager.SetHealHook(heal.get());
+  manager.NotifyHeal();
+
+  Authenticator auth(*data_token, *admin_token);
+  RpcCounters counters;
+  StoragedServiceImpl service(&manager, &supervisor, &auth, &hub, &counters, heal.get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  int api_port = 0;
+  builder.AddListeningPort(flags.GetString("listen"), grpc::InsecureServerCredentials(), &api_port);
+  builder.RegisterService(&service);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Spec watchers ping an idle stream every 30 s (client/spec_fetch.cc).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || api_port == 0) {
+    spdlog::critical("event=listen-failed address={}", flags.GetString("listen"));
+    std::fprintf(stderr, "storaged: cannot listen on %s\n", flags.GetString("listen").c_str());
+    supervisor.Stop(std::chrono::seconds(10));
+    return kExitFailure;
+  }
+  const std::string api_address = listen->first + ":" + std::to_string(api_port);
+  std::atomic<bool> serving{true};
+
+  httplib::Server http;
+  http.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  http.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
+    if (Status s = auth.CheckHeader(req.get_header_value("Authorization"), Role::kData, "/metrics");
+        !s.ok()) {
+      res.status = 401;
+      res.set_content(s.message() + "\n", "text/plain");
+      return;
+    }
+    MetricsView v;
+    v.brickd_up = supervisor.up();
+    v.brickd_restarts = supervisor.restarts();
+    v.figures = manager.GetFigures();
+    v.watchers = hub.watchers();
+    v.rpcs = counters.Snapshot();
+    res.set_content(RenderPrometheus(v), "text/plain; version=0.0.4");
+  });
+  http.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
+    if (!serving.load()) {
+      res.status = 503;
+      res.set_content("storaged is shutting down\n", "text/plain");
+    } else if (!supervisor.up()) {
+      res.status = 503;
+      res.set_content("brickd is down: " + supervisor.down_reason() + "\n", "text/plain");
+    } else {
+      res.set_content("ok\n", "text/plain");
+    }
+  });
+  const int metrics_port = metrics_listen->second == 0
+                               ? http.bind_to_any_port(metrics_listen->first)
+                               : (http.bind_to_port(metrics_listen->first, metrics_listen->second)
+                                      ? metrics_listen->second
+                                      : -1);
+  if (metrics_port <= 0) {
+    spdlog::critical("event=listen-failed address={}", metrics_flag);
+    std::fprintf(stderr, "storaged: cannot listen on %s\n", metrics_flag.c_str());
+    server->Shutdown();
+    supervisor.Stop(std::chrono::seconds(10));
+    return kExitFailure;
+  }
+  std::thread http_thread([&] { http.listen_after_bind(); });
+  const std::string metrics_address = metrics_listen->first + ":" + std::to_string(metrics_port);
+  service.SetIdentity({node_name, api_address, metrics_address, CAIRN_VERSION, UnixMillis()});
+
+  // The gRPC health service follows /healthz.
+  std::mutex health_mu;
+  std::condition_variable health_cv;
+  bool health_stop = false;
+  std::thread health_thread([&] {
+    std::unique_lock lock(health_mu);
+    bool last = false, first = true;
+    while (!health_stop) {
+      bool up = supervisor.up();
+      if (first || up != last) {
+        server->GetHealthCheckService()->SetServingStatus(up);
+        last = up;
+        first = false;
+      }
+      health_cv.wait_for(lock, std::chrono::milliseconds(250));
+    }
+  });
+
+  spdlog::info("event=serving node={} api={} metrics={} brickd={} brickd_pid={} adopted={}",
+               node_name, api_address, metrics_address, supervisor.address(), supervisor.pid(),
+               supervisor.adopted());
+  if (const std::string& ready = flags.GetString("ready-file"); !ready.empty()) {
+    nlohmann::json j{{"listen", api_address},
+                     {"metrics", metrics_address},
+                     {"brickd", supervisor.address()},
+                     {"pid", ::getpid()}};
+    if (Status s = WriteFileAtomic(ready, j.dump() + "\n", 0644); !s.ok()) {
+      spdlog::error("event=ready-file-failed error=\"{}\"", s.ToString());
+    }
+  }
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("event=shutdown signal={}", sig);
+  serving = false;
+  hub.Close();  // watch streams end now, not at the deadline
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+  {
+    std::lock_guard lock(health_mu);
+    health_stop = true;
+  }
+  health_cv.notify_all();
+  health_thread.join();
+  http.stop();
+  http_thread.join();
+  if (heal) heal->Stop();
+  supervisor.Stop(std::chrono::seconds(10));
+  ::close(*lock_fd);
+  spdlog::info("event=stopped");
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace cairn::storaged
+
+int main(int argc, char** argv) { return cairn::storaged::Run(argc, argv); }
