@@ -625,8 +625,8 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   result.seconds = SecondsBetween(start, Clock::now());
   if (interrupted) return CheckInterrupted();
   if (timed_out) {
-    return Status::DeadlineExceeded(fmt::format("'{}' did not finish in {} ms", Join(argv, " "),
-                                                timeout.count()));
+    return Status::DeadlineExceeded(
+        fmt::format("'{}' did not finish in {} ms", Join(argv, " "), timeout.count()));
   }
   result.exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
                      : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
@@ -767,8 +767,8 @@ StatusOr<std::unique_ptr<FuseMount>> FuseMount::Start(std::string name,
   struct stat st {};
   if (::stat(m->mountpoint_.c_str(), &st) != 0) {
     const std::string why = ErrnoText(errno);
-    return Status::Unavailable(fmt::format("{} mounted {} but it does not answer: {}\n{}",
-                                           m->name_, m->mountpoint_.string(), why, LogTail(log)));
+    return Status::Unavailable(fmt::format("{} mounted {} but it does not answer: {}\n{}", m->name_,
+                                           m->mountpoint_.string(), why, LogTail(log)));
   }
   return m;
 }
@@ -826,8 +826,7 @@ void PrepareContext(grpc::ClientContext* ctx, const std::string& token) {
 }
 }  // namespace
 
-BrickdClient::BrickdClient(const std::string& node, std::string admin_token,
-                           std::string data_token)
+BrickdClient::BrickdClient(const std::string& node, std::string admin_token, std::string data_token)
     : channel_(grpc::CreateChannel(node, grpc::InsecureChannelCredentials())),
       admin_(pb::BrickAdmin::NewStub(channel_)),
       brick_(pb::Brick::NewStub(channel_)),
@@ -1342,8 +1341,8 @@ Status CheckNoOtherGlusterd(std::string_view hint) {
                     running.front(), hint));
   }
   if (auto s = TcpPortListening(kGlusterdPort)) {
-    return Status::FailedPrecondition(fmt::format(
-        "TCP port {} (glusterd's) is already in use ({})", kGlusterdPort, s->ToString()));
+    return Status::FailedPrecondition(fmt::format("TCP port {} (glusterd's) is already in use ({})",
+                                                  kGlusterdPort, s->ToString()));
   }
   return Status::Ok();
 }
@@ -1422,8 +1421,8 @@ Status GlusterDaemon::Start() {
       "    option event-threads 1\n"
       "    option max-port 60999\n"
       "end-volume\n",
-      (dir_ / "state").string(), (dir_ / "run").string(), sock_, (dir_ / "logs").string(),
-      address_, kGlusterdPort);
+      (dir_ / "state").string(), (dir_ / "run").string(), sock_, (dir_ / "logs").string(), address_,
+      kGlusterdPort);
   CAIRN_RETURN_IF_ERROR(WriteFileAtomic(volfile.string(), vol, 0644));
   glusterd_log_ = dir_ / "logs" / "glusterd.log";
   const std::vector<std::string> argv = {
@@ -1502,20 +1501,21 @@ StatusOr<CommandResult> GlusterDaemon::DeleteVolume(const std::string& name) {
 StatusOr<CommandResult> GlusterDaemon::HealInfoSummary(const std::string& volume) {
   // Where distributions put it (GLFSHEAL_PREFIX).
   std::string glfsheal;
-  for (const char* dir : {"/usr/lib/x86_64-linux-gnu/glusterfs", "/usr/lib/aarch64-linux-gnu/glusterfs",
-                          "/usr/libexec/glusterfs", "/usr/lib64/glusterfs", "/usr/lib/glusterfs",
-                          "/usr/local/libexec/glusterfs"}) {
+  for (const char* dir :
+       {"/usr/lib/x86_64-linux-gnu/glusterfs", "/usr/lib/aarch64-linux-gnu/glusterfs",
+        "/usr/libexec/glusterfs", "/usr/lib64/glusterfs", "/usr/lib/glusterfs",
+        "/usr/local/libexec/glusterfs"}) {
     const std::string candidate = std::string(dir) + "/glfsheal";
     if (::access(candidate.c_str(), X_OK) == 0) {
       glfsheal = candidate;
       break;
     }
   }
-  if (glfsheal.empty()) return Status::NotFound("glfsheal (GlusterFS's heal-info helper) not found");
-  CAIRN_ASSIGN_OR_RETURN(
-      CommandResult r,
-      RunCommand({glfsheal, volume, "info-summary", "glusterd-sock", sock_},
-                 std::chrono::seconds(120), /*interruptible=*/true));
+  if (glfsheal.empty())
+    return Status::NotFound("glfsheal (GlusterFS's heal-info helper) not found");
+  CAIRN_ASSIGN_OR_RETURN(CommandResult r,
+                         RunCommand({glfsheal, volume, "info-summary", "glusterd-sock", sock_},
+                                    std::chrono::seconds(120), /*interruptible=*/true));
   if (r.exit_code != 0) {
     return Status::Internal(fmt::format("'glfsheal {} info-summary' failed (exit {}): {}", volume,
                                         r.exit_code, r.output));
@@ -1561,8 +1561,8 @@ Status GlusterDaemon::WaitForBricksOnline(const std::string& volume, int bricks,
       std::vector<std::string> described;
       for (const auto& b : *status) {
         if (b.online) ++online;
-        described.push_back(fmt::format("{} online={} pid={}", b.brick, b.online ? "Y" : "N",
-                                        b.pid));
+        described.push_back(
+            fmt::format("{} online={} pid={}", b.brick, b.online ? "Y" : "N", b.pid));
       }
       last = Join(described, "; ");
       if (online >= bricks) return Status::Ok();
@@ -1703,9 +1703,7 @@ json ReplicatedVolumeSpec(const std::string& name, const json& bricks) {
 
 // ---- GlusterCluster.
 
-fs::path GlusterCluster::brick_dir(int i) const {
-  return dir_ / "bricks" / fmt::format("b{}", i);
-}
+fs::path GlusterCluster::brick_dir(int i) const { return dir_ / "bricks" / fmt::format("b{}", i); }
 
 Status GlusterCluster::Start(const std::string& version) {
   const std::string glusterfs_bin = FindExecutable(opt_.glusterfs);
@@ -1733,14 +1731,14 @@ Status GlusterCluster::Start(const std::string& version) {
   CAIRN_RETURN_IF_ERROR(daemon_.WaitForBricksOnline(volume_, replica_, std::chrono::seconds(30)));
 
   CAIRN_ASSIGN_OR_RETURN(
-      mount_, FuseMount::Start("glusterfs",
-                               {glusterfs_bin, "--no-daemon", "--volfile-server=" + daemon_.host(),
-                                "--volfile-id=" + volume_,
-                                "--log-file=" + (dir_ / "logs" / "mount.log").string(),
-                                mnt.string()},
-                               mnt, dir_ / "logs" / "mount.out",
-                               // After an unmount glusterfs takes its SIGTERM path: exit 15.
-                               {0, 15}));
+      mount_,
+      FuseMount::Start("glusterfs",
+                       {glusterfs_bin, "--no-daemon", "--volfile-server=" + daemon_.host(),
+                        "--volfile-id=" + volume_,
+                        "--log-file=" + (dir_ / "logs" / "mount.log").string(), mnt.string()},
+                       mnt, dir_ / "logs" / "mount.out",
+                       // After an unmount glusterfs takes its SIGTERM path: exit 15.
+                       {0, 15}));
   target_ = fmt::format("glusterfs {} FUSE mount of replica-{} volume '{}' ({}), {} at {}", version,
                         replica_, volume_, Join(bricks_, ", "), mount_->fstype(), mnt.string());
   fmt::print(stderr, "gluster: mounted: {}\n", target_);

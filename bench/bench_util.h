@@ -451,7 +451,7 @@ Status EmitResult(const json& out, const std::string& json_file);
 // ---- The frame of a run: what every benchmark's main does before and after its own part.
 
 struct GlusterOptions {
-  std::string glusterd = "glusterd";    // executables: PATH and sbin searched
+  std::string glusterd = "glusterd";  // executables: PATH and sbin searched
   std::string gluster_cli = "gluster";
   std::string glusterfs = "glusterfs";  // the FUSE client
   std::string host;                     // brick host; empty: hostname if loopback-only, else
@@ -477,7 +477,7 @@ void AddCommonFlags(Flags& flags, const std::string& quick_help, const std::stri
 bool ReadCommonFlags(const Flags& flags, CommonOptions* opt);
 // The value of integer flag `name`, or `quick_value` with --quick unless the flag was given.
 int64_t QuickSized(const Flags& flags, const CommonOptions& opt, const char* name,
-                    int64_t quick_value);
+                   int64_t quick_value);
 
 struct RunFrame {
   std::unique_ptr<TempDir> tmp;  // everything the run makes lives below tmp->path()
@@ -610,9 +610,9 @@ class GlusterDaemon {
   std::string glusterd_bin_, cli_bin_, host_, address_, sock_;
   fs::path glusterd_log_;
   std::unique_ptr<ChildProcess> glusterd_;
-  std::vector<std::string> created_;  // volumes created and not yet deleted, in order
+  std::vector<std::string> created_;    // volumes created and not yet deleted, in order
   std::set<std::string> ever_created_;  // for their glfsheal-VOLUME.log
-  std::set<std::string> started_;     // volumes started and not yet stopped
+  std::set<std::string> started_;       // volumes started and not yet stopped
   std::set<std::string> sockets_;
   std::map<std::string, std::set<std::string>> before_;
   std::vector<std::string> problems_;
@@ -630,7 +630,10 @@ json ReplicatedVolumeSpec(const std::string& name, const json& bricks);
 class GlusterCluster {
  public:
   GlusterCluster(const GlusterOptions& opt, fs::path dir, std::string volume, int replica)
-      : daemon_(opt, dir), opt_(opt), dir_(std::move(dir)), volume_(std::move(volume)),
+      : daemon_(opt, dir),
+        opt_(opt),
+        dir_(std::move(dir)),
+        volume_(std::move(volume)),
         replica_(replica) {}
   GlusterCluster(const GlusterCluster&) = delete;
   GlusterCluster& operator=(const GlusterCluster&) = delete;

@@ -358,9 +358,9 @@ class GlusterRun {
       fs::create_directory(brick, ec);
       if (ec) return Status::Internal("create " + brick.string() + ": " + ec.message());
       // `force`: the bricks live on the root file system, which gluster otherwise refuses.
-      CAIRN_ASSIGN_OR_RETURN(CommandResult created,
-                             daemon_.CreateVolume(name, {daemon_.host() + ":" + brick.string(),
-                                                         "force"}));
+      CAIRN_ASSIGN_OR_RETURN(
+          CommandResult created,
+          daemon_.CreateVolume(name, {daemon_.host() + ":" + brick.string(), "force"}));
       names.push_back(name);
       CAIRN_ASSIGN_OR_RETURN(CommandResult started, daemon_.StartVolume(name));
       create_ms.push_back(created.ms());
@@ -591,8 +591,7 @@ int Main(int argc, char** argv) {
   const fs::path& root = frame.root();
   // Other load on the machine skews latencies: say how busy it was.
   const MachineInfo& machine = frame.machine;
-  fmt::print("brick_mux_bench: {} bricks{}; {} CPUs, load average {}, {}; workdir {}\n",
-             opt.bricks,
+  fmt::print("brick_mux_bench: {} bricks{}; {} CPUs, load average {}, {}; workdir {}\n", opt.bricks,
              opt.gluster ? fmt::format(", GlusterFS {} volumes", opt.gluster_volumes) : "",
              machine.cpus, machine.load1, machine.kernel, root.string());
 
@@ -648,7 +647,9 @@ int Main(int argc, char** argv) {
     table.PrintHeader({"Side by side (same run, same machine)", "Cairn",
                        fmt::format("GlusterFS {}", g.version), "Cairn/Gluster"});
     auto side = [&](std::string_view label, const std::string& a, const std::string& b,
-                    const std::string& r) { table.Print({std::string(label), a, b, r}); };
+                    const std::string& r) {
+      table.Print({std::string(label), a, b, r});
+    };
     side("bricks", std::to_string(cairn.bricks), std::to_string(g.volumes), "");
     side("processes serving the bricks", std::to_string(1 + cairn.children.size()),
          std::to_string(g.pids_k.size()), "");

@@ -139,7 +139,6 @@ struct SideResult : SideReport {
   std::map<std::string, Figure> figures;
 };
 
-
 class WorkloadRunner {
  public:
   WorkloadRunner(const Options& opt, fs::path dir, SideResult* out)
@@ -518,7 +517,8 @@ class CairnCluster {
     json replicas = json::array();
     std::vector<std::string> described;
     for (auto& b : brickds_) {
-      CAIRN_ASSIGN_OR_RETURN(json ready, WaitForReadyFile(*b.proc, b.ready, b.log, std::chrono::seconds(10)));
+      CAIRN_ASSIGN_OR_RETURN(json ready,
+                             WaitForReadyFile(*b.proc, b.ready, b.log, std::chrono::seconds(10)));
       auto port = ready.find("grpc_port");
       if (port == ready.end() || !port->is_number_integer() || port->get<int>() <= 0) {
         return Status::Internal("brickd ready file has no valid grpc_port: " + ready.dump());
@@ -665,9 +665,10 @@ Status Preflight(const Options& opt) {
         "run as root, or pass --cairn-dir / --gluster-dir for directories already mounted"));
   }
   if (auto_cairn) {
-    CAIRN_RETURN_IF_ERROR(CheckExecutable(
-        opt.brickd, "brickd", " (build it: cmake --build BUILD --target brickd, or pass "
-                              "--brickd=PATH)"));
+    CAIRN_RETURN_IF_ERROR(
+        CheckExecutable(opt.brickd, "brickd",
+                        " (build it: cmake --build BUILD --target brickd, or pass "
+                        "--brickd=PATH)"));
     CAIRN_RETURN_IF_ERROR(CheckExecutable(
         opt.cairn_mount, "cairn-mount",
         ": the Cairn FUSE client is not built (cmake --build BUILD --target cairn-mount), or "
@@ -854,4 +855,3 @@ int Main(int argc, char** argv) {
 }  // namespace cairn::bench
 
 int main(int argc, char** argv) { return cairn::bench::Main(argc, argv); }
-

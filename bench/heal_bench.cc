@@ -110,15 +110,15 @@ struct Options : CommonOptions {
 
 struct HealFigures {
   bool measured = false;
-  int64_t items = 0;            // MiB written (big file) or files created (small files)
-  double write_s = 0;           // the writes, fsync included (not a figure of merit)
-  int64_t pending_before = -1;  // heal-info entries just before the replica came back
-  double return_s = 0;          // from asking the replica back to it being back in service
-  double heal_s = 0;            // from it being back to heal info saying 0
-  int polls = 0;                // pending-heal polls while waiting
-  double poll_s_max = 0;        // the longest of them: the resolution of heal_s
-  int unconfirmed = 0;          // counts of 0 that the heal info proper did not confirm
-  pid_t brick_pid = 0;          // the returning brick process
+  int64_t items = 0;               // MiB written (big file) or files created (small files)
+  double write_s = 0;              // the writes, fsync included (not a figure of merit)
+  int64_t pending_before = -1;     // heal-info entries just before the replica came back
+  double return_s = 0;             // from asking the replica back to it being back in service
+  double heal_s = 0;               // from it being back to heal info saying 0
+  int polls = 0;                   // pending-heal polls while waiting
+  double poll_s_max = 0;           // the longest of them: the resolution of heal_s
+  int unconfirmed = 0;             // counts of 0 that the heal info proper did not confirm
+  pid_t brick_pid = 0;             // the returning brick process
   int64_t brick_write_bytes = -1;  // its /proc/PID/io write_bytes once healed
   int64_t brick_wchar = -1;        // and wchar
   // Cairn's heal info (summed over the nodes, counted from before the replica came back).
@@ -255,8 +255,8 @@ Status ReturnAndHeal(const Options& opt, const std::string& name, HealTarget& ta
   CAIRN_RETURN_IF_ERROR(target.BringReplicaBack());
   const auto back = Clock::now();
   f->return_s = SecondsBetween(asked, back);
-  fmt::print(stderr, "{}: replica {} back in {:.2f} s; waiting for 0 pending heals ...\n",
-             name, opt.down_replica, f->return_s);
+  fmt::print(stderr, "{}: replica {} back in {:.2f} s; waiting for 0 pending heals ...\n", name,
+             opt.down_replica, f->return_s);
   CAIRN_RETURN_IF_ERROR(WaitHealed(opt, name, target, back, f));
   auto pid = target.ReturnedBrickPid();
   if (pid.ok()) {
@@ -283,14 +283,13 @@ Status BigFile(const Options& opt, const std::string& name, HealTarget& target, 
   fmt::print(stderr, "{}: big file: writing {} MiB to {}, replica {} killed after {} MiB ...\n",
              name, mib, path, opt.down_replica, half);
   const auto start = Clock::now();
-  CAIRN_RETURN_IF_ERROR(
-      WriteSequentialFile(path, mib, opt.seed, [&](int64_t i, int fd) -> Status {
-        if (i != half) return Status::Ok();
-        if (::fsync(fd) != 0) return ErrnoStatus("fsync", path);
-        CAIRN_RETURN_IF_ERROR(target.TakeReplicaDown());
-        fmt::print(stderr, "{}: replica {} killed at {} MiB\n", name, opt.down_replica, i);
-        return Status::Ok();
-      }));
+  CAIRN_RETURN_IF_ERROR(WriteSequentialFile(path, mib, opt.seed, [&](int64_t i, int fd) -> Status {
+    if (i != half) return Status::Ok();
+    if (::fsync(fd) != 0) return ErrnoStatus("fsync", path);
+    CAIRN_RETURN_IF_ERROR(target.TakeReplicaDown());
+    fmt::print(stderr, "{}: replica {} killed at {} MiB\n", name, opt.down_replica, i);
+    return Status::Ok();
+  }));
   f->write_s = SecondsBetween(start, Clock::now());
   f->items = mib;
   fmt::print(stderr, "{}: wrote {} MiB in {:.1f} s\n", name, mib, f->write_s);
@@ -298,8 +297,7 @@ Status BigFile(const Options& opt, const std::string& name, HealTarget& target, 
 }
 
 // Scenario 2: small files created while the replica is away.
-Status SmallFiles(const Options& opt, const std::string& name, HealTarget& target,
-                  HealFigures* f) {
+Status SmallFiles(const Options& opt, const std::string& name, HealTarget& target, HealFigures* f) {
   const fs::path root = target.mountpoint() / "heal_bench.small";
   std::vector<std::string> dirs;
   if (::mkdir(root.c_str(), 0755) != 0) return ErrnoStatus("mkdir", root.string());
@@ -310,8 +308,9 @@ Status SmallFiles(const Options& opt, const std::string& name, HealTarget& targe
   std::vector<char> data(kSmallFileBytes);
   FillRandom(&data, opt.seed + 1);
   CAIRN_RETURN_IF_ERROR(target.TakeReplicaDown());
-  fmt::print(stderr, "{}: small files: replica {} killed; creating {} x {} KiB files, {} jobs ...\n",
-             name, opt.down_replica, opt.files, kSmallFileBytes / 1024, opt.jobs);
+  fmt::print(stderr,
+             "{}: small files: replica {} killed; creating {} x {} KiB files, {} jobs ...\n", name,
+             opt.down_replica, opt.files, kSmallFileBytes / 1024, opt.jobs);
   auto seconds = RunJobs(opt.jobs, [&](int j, const StopFlag& stop) -> Status {
     const int n = ItemsOf(opt.files, opt.jobs, j);
     for (int i = 0; i < n && !stop.stopped(); ++i) {
@@ -337,8 +336,7 @@ Status RunScenarios(const Options& opt, const std::string& name, HealTarget& tar
 
 class GlusterHealTarget : public HealTarget {
  public:
-  GlusterHealTarget(const Options& opt, GlusterCluster* cluster)
-      : opt_(opt), cluster_(cluster) {}
+  GlusterHealTarget(const Options& opt, GlusterCluster* cluster) : opt_(opt), cluster_(cluster) {}
 
   const fs::path& mountpoint() const override { return cluster_->mountpoint(); }
 
@@ -356,16 +354,16 @@ class GlusterHealTarget : public HealTarget {
     if (args.empty() || fs::path(args[0]).filename() != "glusterfsd" ||
         Join(args, " ").find(cluster_->brick_dir(opt_.down_replica).string()) ==
             std::string::npos) {
-      return Status::Internal(
-          fmt::format("pid {} ({}) is not the glusterfsd of our brick {}", pid, Join(args, " "),
-                      cluster_->brick_dir(opt_.down_replica).string()));
+      return Status::Internal(fmt::format("pid {} ({}) is not the glusterfsd of our brick {}", pid,
+                                          Join(args, " "),
+                                          cluster_->brick_dir(opt_.down_replica).string()));
     }
     return KillReplicaProcess(pid, "glusterfsd");
   }
 
   Status BringReplicaBack() override {
-    CAIRN_RETURN_IF_ERROR(cluster_->daemon().StartVolume(cluster_->volume(), /*force=*/true)
-                              .status());
+    CAIRN_RETURN_IF_ERROR(
+        cluster_->daemon().StartVolume(cluster_->volume(), /*force=*/true).status());
     return cluster_->daemon().WaitForBricksOnline(cluster_->volume(), kReplica,
                                                   std::chrono::seconds(60));
   }
@@ -378,9 +376,10 @@ class GlusterHealTarget : public HealTarget {
         CommandResult r,
         cluster_->daemon().Cli({"volume", "heal", cluster_->volume(), "statistics", "heal-count"}));
     if (r.exit_code != 0) {
-      return Status::Internal(fmt::format("'gluster volume heal {} statistics heal-count' failed "
-                                          "(exit {}): {}",
-                                          cluster_->volume(), r.exit_code, r.output));
+      return Status::Internal(
+          fmt::format("'gluster volume heal {} statistics heal-count' failed "
+                      "(exit {}): {}",
+                      cluster_->volume(), r.exit_code, r.output));
     }
     int bricks = 0, counted = 0;
     int64_t entries = 0;
@@ -492,17 +491,15 @@ class CairnCluster : public HealTarget {
     for (auto& n : nodes_) CAIRN_RETURN_IF_ERROR(WaitStoraged(n));
 
     // Room for the big file, the small files and then some.
-    const int64_t capacity =
-        opt_.size_mib * int64_t{2} * static_cast<int64_t>(kMiB) + int64_t{opt_.files} * 65536 +
-        (int64_t{1} << 30);
+    const int64_t capacity = opt_.size_mib * int64_t{2} * static_cast<int64_t>(kMiB) +
+                             int64_t{opt_.files} * 65536 + (int64_t{1} << 30);
     json replicas = json::array();
     std::vector<std::string> described;
     for (auto& n : nodes_) {
+      CAIRN_RETURN_IF_ERROR(Ctl(n, {"device", "add", "d1", (n.dir / "device").string()}).status());
       CAIRN_RETURN_IF_ERROR(
-          Ctl(n, {"device", "add", "d1", (n.dir / "device").string()}).status());
-      CAIRN_RETURN_IF_ERROR(Ctl(n, {"brick", "create", "d1", n.brick_id,
-                                    fmt::format("--capacity={}", capacity)})
-                                .status());
+          Ctl(n, {"brick", "create", "d1", n.brick_id, fmt::format("--capacity={}", capacity)})
+              .status());
       replicas.push_back({{"node", n.brickd}, {"brick_id", n.brick_id}});
       described.push_back(n.brickd + "/" + n.brick_id);
     }
@@ -524,14 +521,14 @@ class CairnCluster : public HealTarget {
       source = Join(servers, ",") + ":/" + kVolumeName;
     }
     CAIRN_ASSIGN_OR_RETURN(
-        mount_, FuseMount::Start("cairn-mount",
-                                 {opt_.cairn_mount, "-f", "-o",
-                                  "token_file=" + data_file_.string() + ",allow_other", source,
-                                  mnt.string()},
-                                 mnt, dir_ / "cairn-mount.log"));
-    target_ = fmt::format("cairn-mount of replica-{} volume '{}' ({}) from {}, {} at {}", kReplica,
-                          kVolumeName, Join(described, ", "), source, mount_->fstype(),
-                          mnt.string());
+        mount_, FuseMount::Start(
+                    "cairn-mount",
+                    {opt_.cairn_mount, "-f", "-o",
+                     "token_file=" + data_file_.string() + ",allow_other", source, mnt.string()},
+                    mnt, dir_ / "cairn-mount.log"));
+    target_ =
+        fmt::format("cairn-mount of replica-{} volume '{}' ({}) from {}, {} at {}", kReplica,
+                    kVolumeName, Join(described, ", "), source, mount_->fstype(), mnt.string());
     fmt::print(stderr, "cairn: mounted: {}\n", target_);
     return Status::Ok();
   }
@@ -563,9 +560,9 @@ class CairnCluster : public HealTarget {
     CAIRN_RETURN_IF_ERROR(StartStoraged(n, port));
     CAIRN_RETURN_IF_ERROR(WaitStoraged(n));
     if (n.brickd != brickd) {
-      return Status::Internal(fmt::format(
-          "the restarted storaged {} serves its brick at {}, the volume spec says {}", n.name,
-          n.brickd, brickd));
+      return Status::Internal(
+          fmt::format("the restarted storaged {} serves its brick at {}, the volume spec says {}",
+                      n.name, n.brickd, brickd));
     }
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     std::string last;
@@ -655,9 +652,10 @@ class CairnCluster : public HealTarget {
       left = ProcessesNaming(needle, 0);
     }
     for (pid_t pid : left) {
-      problems_.push_back(fmt::format("pid {} ({}) still running after its storaged stopped; "
-                                      "killed it",
-                                      pid, Join(ProcCmdline(pid), " ")));
+      problems_.push_back(
+          fmt::format("pid {} ({}) still running after its storaged stopped; "
+                      "killed it",
+                      pid, Join(ProcCmdline(pid), " ")));
       KillByPid(pid);
     }
   }
@@ -691,17 +689,16 @@ class CairnCluster : public HealTarget {
     n.log = n.dir / "storaged.log";
     std::error_code ec;
     fs::remove(n.ready, ec);
-    const std::vector<std::string> argv = {
-        opt_.storaged,
-        fmt::format("--listen={}:{}", n.host, api_port),
-        "--state-dir=" + (n.dir / "state").string(),
-        "--node-name=" + n.name,
-        "--brickd-listen=" + n.host + ":0",
-        "--brickd=" + opt_.brickd,
-        "--token-file=" + data_file_.string(),
-        "--admin-token-file=" + admin_file_.string(),
-        "--ready-file=" + n.ready.string(),
-        "--log-level=" + opt_.log_level};
+    const std::vector<std::string> argv = {opt_.storaged,
+                                           fmt::format("--listen={}:{}", n.host, api_port),
+                                           "--state-dir=" + (n.dir / "state").string(),
+                                           "--node-name=" + n.name,
+                                           "--brickd-listen=" + n.host + ":0",
+                                           "--brickd=" + opt_.brickd,
+                                           "--token-file=" + data_file_.string(),
+                                           "--admin-token-file=" + admin_file_.string(),
+                                           "--ready-file=" + n.ready.string(),
+                                           "--log-level=" + opt_.log_level};
     fmt::print(stderr, "cairn: starting {}\n", Join(argv, " "));
     n.killed = false;
     CAIRN_ASSIGN_OR_RETURN(n.storaged, ChildProcess::Start("storaged " + n.name, argv, n.log));
@@ -866,8 +863,8 @@ int Main(int argc, char** argv) {
   Options opt;
   if (!ReadCommonFlags(flags, &opt)) return 2;
   opt.size_mib = QuickSized(flags, opt, "size-mib", 256);
-  opt.files = static_cast<int>(
-      std::clamp<int64_t>(QuickSized(flags, opt, "files", 1000), -1, 10'000'000));
+  opt.files =
+      static_cast<int>(std::clamp<int64_t>(QuickSized(flags, opt, "files", 1000), -1, 10'000'000));
   opt.jobs = static_cast<int>(std::clamp<int64_t>(flags.GetInt("jobs"), -1, 1024));
   opt.down_replica = static_cast<int>(std::clamp<int64_t>(flags.GetInt("down-replica"), -1, 99));
   opt.poll_ms = static_cast<int>(std::clamp<int64_t>(flags.GetInt("poll-ms"), -1, 60000));
@@ -934,21 +931,20 @@ int Main(int argc, char** argv) {
                secs(big_g, gluster), ratio_text(big_ratio),
                fmt::format("<= {:g} s", kTargetHealSeconds),
                big_pass ? (*big_pass ? "PASS" : "MISS") : ""});
-  table.Print({"  pending before the return", side_value(cairn, cairn.big,
-                                                          std::to_string(cairn.big.pending_before)),
+  table.Print({"  pending before the return",
+               side_value(cairn, cairn.big, std::to_string(cairn.big.pending_before)),
                side_value(gluster, gluster.big, std::to_string(gluster.big.pending_before)), "", "",
                ""});
   table.Print({"  bytes written by the returning brick",
                side_value(cairn, cairn.big, Bytes(cairn.big.brick_write_bytes)),
                side_value(gluster, gluster.big, Bytes(gluster.big.brick_write_bytes)), "", "", ""});
-  table.Print({"  healed / checksummed bytes (heal info)",
-               side_value(cairn, cairn.big,
-                          Bytes(cairn.big.healed_bytes) + " / " +
-                              Bytes(cairn.big.checksummed_bytes)),
-               gluster.measured ? "not reported" : "-", "", "", ""});
-  table.Print({"  replica back in service after", side_value(cairn, cairn.big,
-                                                              fmt::format("{:.2f} s",
-                                                                          cairn.big.return_s)),
+  table.Print(
+      {"  healed / checksummed bytes (heal info)",
+       side_value(cairn, cairn.big,
+                  Bytes(cairn.big.healed_bytes) + " / " + Bytes(cairn.big.checksummed_bytes)),
+       gluster.measured ? "not reported" : "-", "", "", ""});
+  table.Print({"  replica back in service after",
+               side_value(cairn, cairn.big, fmt::format("{:.2f} s", cairn.big.return_s)),
                side_value(gluster, gluster.big, fmt::format("{:.2f} s", gluster.big.return_s)), "",
                "", ""});
   table.Print({fmt::format("{} small files: heal time", opt.files), secs(small_c, cairn),

@@ -63,7 +63,6 @@ std::string Pattern(size_t n, uint32_t seed) {
   return s;
 }
 
-
 // ---- The fixture --------------------------------------------------------------
 
 class HealTest : public ::testing::Test {
@@ -136,7 +135,8 @@ class HealTest : public ::testing::Test {
   }
 
   std::string BrickDiff(int s, int a, int b, bool data = true) {
-    return DiffBrickSnapshots(TakeBrickSnapshot(cluster_->brick_path(s, a)), TakeBrickSnapshot(cluster_->brick_path(s, b)), data);
+    return DiffBrickSnapshots(TakeBrickSnapshot(cluster_->brick_path(s, a)),
+                              TakeBrickSnapshot(cluster_->brick_path(s, b)), data);
   }
   // All replicas of every subvolume equal (the arbiter without data).
   void ExpectBricksEqual() {

@@ -116,27 +116,34 @@ StatusOr<MountInfo> FindMount(const std::string& path) {
 
 StatusOr<std::unique_ptr<FuseMount>> FuseMount::Start(const TestCluster& cluster,
                                                       MountOptions options) {
+  return Start(cluster.spec_path(), cluster.token_path(), cluster.dir(), std::move(options));
+}
+
+StatusOr<std::unique_ptr<FuseMount>> FuseMount::Start(
+    const std::string& source, const std::string& token_path, const TempDir& dir,
+    MountOptions options,
+    const std::function<std::vector<std::string>(const std::vector<std::string>&)>& wrap) {
   static std::atomic<int> counter{0};
   const int n = counter++;
   std::unique_ptr<FuseMount> m(new FuseMount);
-  std::string mountpoint = options.mountpoint.empty()
-                               ? cluster.dir().MakeSubdir("mnt" + std::to_string(n))
-                               : options.mountpoint;
+  std::string mountpoint =
+      options.mountpoint.empty() ? dir.MakeSubdir("mnt" + std::to_string(n)) : options.mountpoint;
   char resolved[PATH_MAX];
   if (::realpath(mountpoint.c_str(), resolved) == nullptr) {
     return StatusFromErrno(errno, "mount point " + mountpoint);
   }
   m->path_ = resolved;
-  m->log_file_ = cluster.dir().Sub("cairn-mount-" + std::to_string(n) + ".log");
+  m->log_file_ = dir.Sub("cairn-mount-" + std::to_string(n) + ".log");
 
   const std::string binary = options.binary.empty() ? CairnMountBinary() : options.binary;
-  std::string opts = "token_file=" + cluster.token_path() +
+  std::string opts = "token_file=" + token_path +
                      ",entry_timeout=" + Seconds(options.entry_timeout_s) +
                      ",attr_timeout=" + Seconds(options.attr_timeout_s) +
                      ",negative_timeout=" + Seconds(options.negative_timeout_s) +
                      ",log_level=" + options.log_level;
   for (const auto& o : options.extra_options) opts += "," + o;
-  std::vector<std::string> args = {binary, "-f", "-o", opts, cluster.spec_path(), m->path_};
+  std::vector<std::string> args = {binary, "-f", "-o", opts, source, m->path_};
+  if (wrap) args = wrap(args);
 
   int log_fd = ::open(m->log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return StatusFromErrno(errno, "open " + m->log_file_);

@@ -54,6 +54,13 @@ class FuseMount {
   // mount does not appear in time.
   static StatusOr<std::unique_ptr<FuseMount>> Start(const TestCluster& cluster,
                                                     MountOptions options = {});
+  // The same for any SOURCE (a spec file or `host:port,...:/volume`) with the
+  // data token in `token_path`; mount points and logs go under `dir`. `wrap`
+  // (may be empty) rewrites the argv, e.g. to run in a network namespace.
+  static StatusOr<std::unique_ptr<FuseMount>> Start(
+      const std::string& source, const std::string& token_path, const TempDir& dir,
+      MountOptions options = {},
+      const std::function<std::vector<std::string>(const std::vector<std::string>&)>& wrap = {});
 
   // Unmount(); a failure is reported with ADD_FAILURE only if the mount is
   // still there afterwards.

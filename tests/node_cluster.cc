@@ -40,12 +40,6 @@ std::string Tail(const std::string& text, size_t max_bytes = 6000) {
   return "...\n" + text.substr(text.size() - max_bytes);
 }
 
-std::string Seconds(double s) {
-  std::ostringstream out;
-  out << s;
-  return out.str();
-}
-
 // Waits up to `timeout` for child `pid` to exit; true and its status if it did.
 bool WaitChild(pid_t pid, milliseconds timeout, int* status) {
   const auto deadline = Clock::now() + timeout;
@@ -106,128 +100,6 @@ bool ProcessAlive(pid_t pid) {
 StoragedClient::StoragedClient(const std::string& address, std::string token)
     : address_(address), token_(std::move(token)) {
   stub_ = spb::Storaged::NewStub(BrickdClient::NewChannel(address));
-}
-
-// ---------------------------------------------------------------------------
-// SourceMount.
-
-StatusOr<std::unique_ptr<SourceMount>> SourceMount::Start(
-    const std::string& source, const std::string& token_path, const TempDir& dir,
-    MountOptions options,
-    const std::function<std::vector<std::string>(const std::vector<std::string>&)>& wrap) {
-  static std::atomic<int> counter{0};
-  const int n = counter++;
-  std::unique_ptr<SourceMount> m(new SourceMount);
-  std::string mountpoint =
-      options.mountpoint.empty() ? dir.MakeSubdir("mnt" + std::to_string(n)) : options.mountpoint;
-  char resolved[PATH_MAX];
-  if (::realpath(mountpoint.c_str(), resolved) == nullptr) {
-    return StatusFromErrno(errno, "mount point " + mountpoint);
-  }
-  m->path_ = resolved;
-  m->log_file_ = dir.Sub("cairn-mount-" + std::to_string(n) + ".log");
-  const std::string binary = options.binary.empty() ? CairnMountBinary() : options.binary;
-  std::string opts = "token_file=" + token_path +
-                     ",entry_timeout=" + Seconds(options.entry_timeout_s) +
-                     ",attr_timeout=" + Seconds(options.attr_timeout_s) +
-                     ",negative_timeout=" + Seconds(options.negative_timeout_s) +
-                     ",log_level=" + options.log_level;
-  for (const auto& o : options.extra_options) opts += "," + o;
-  std::vector<std::string> args = {binary, "-f", "-o", opts, source, m->path_};
-  if (wrap) args = wrap(args);
-  int log_fd = ::open(m->log_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return StatusFromErrno(errno, "open " + m->log_file_);
-  auto pid = SpawnChild(args, log_fd, SIGTERM);
-  ::close(log_fd);
-  if (!pid.ok()) return pid.status();
-  m->pid_ = *pid;
-  const auto deadline = Clock::now() + options.mount_timeout;
-  for (;;) {
-    int status = 0;
-    if (m->Reap(&status)) {
-      return Status::Internal("cairn-mount exited before the mount appeared (" +
-                              DescribeWaitStatus(status) + "); its log:\n" + Tail(m->Log()));
-    }
-    if (m->Mounted()) return m;
-    if (Clock::now() > deadline) {
-      Status s = Status::DeadlineExceeded("mount at " + m->path_ +
-                                          " did not appear in time; log:\n" + Tail(m->Log()));
-      (void)m->Unmount(std::chrono::seconds(5));
-      return s;
-    }
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-}
-
-SourceMount::~SourceMount() {
-  Status s = Unmount();
-  if (!s.ok() && Mounted()) ADD_FAILURE() << "could not unmount " << path_ << ": " << s.ToString();
-}
-
-std::string SourceMount::Path(std::string_view rel) const {
-  return rel.empty() ? path_ : path_ + "/" + std::string(rel);
-}
-
-std::string SourceMount::Log() const { return ReadFileOrEmpty(log_file_); }
-
-bool SourceMount::Mounted() const {
-  auto info = FindMount(path_);
-  return info.ok() && info->fstype == "fuse.cairn";
-}
-
-bool SourceMount::Reap(int* status) {
-  if (pid_ <= 0) {
-    *status = exit_status_;
-    return true;
-  }
-  if (::waitpid(pid_, status, WNOHANG) == pid_) {
-    pid_ = -1;
-    exit_status_ = *status;
-    return true;
-  }
-  return false;
-}
-
-StatusOr<int> SourceMount::Wait(milliseconds timeout) {
-  if (pid_ <= 0) return exit_status_;
-  int status = 0;
-  if (WaitChild(pid_, timeout, &status)) {
-    pid_ = -1;
-    exit_status_ = status;
-    return status;
-  }
-  return Status::DeadlineExceeded("cairn-mount still running");
-}
-
-Status SourceMount::Unmount(milliseconds timeout) {
-  std::string problems;
-  if (Mounted()) {
-    auto r = RunCommand({"fusermount3", "-u", path_}, timeout);
-    if (!r.ok()) {
-      problems += "fusermount3 -u: " + r.status().ToString() + "; ";
-    } else if (r->exit_code != 0) {
-      problems += "fusermount3 -u failed: " + r->output + "; ";
-    }
-  }
-  if (pid_ > 0) {
-    auto waited = Wait(problems.empty() ? timeout : milliseconds(0));
-    if (!waited.ok()) {
-      if (problems.empty()) problems += waited.status().message() + " after unmount; ";
-      if (Mounted()) ::umount2(path_.c_str(), MNT_DETACH);
-      ::kill(pid_, SIGTERM);
-      if (!Wait(std::chrono::seconds(5)).ok()) {
-        ::kill(pid_, SIGKILL);
-        (void)Wait(std::chrono::seconds(10));
-      }
-    }
-  }
-  if (Mounted() && ::umount2(path_.c_str(), MNT_DETACH) == 0) problems += "detached; ";
-  if (pid_ <= 0 && exit_status_ != -1 &&
-      !(WIFEXITED(exit_status_) && WEXITSTATUS(exit_status_) == 0)) {
-    problems += "cairn-mount " + DescribeWaitStatus(exit_status_) + "; ";
-  }
-  if (problems.empty()) return Status::Ok();
-  return Status::Internal("unmount " + path_ + ": " + problems + "log:\n" + Tail(Log()));
 }
 
 // ---------------------------------------------------------------------------
@@ -530,8 +402,8 @@ StatusOr<std::unique_ptr<SourceMount>> NodeCluster::Mount(MountOptions options,
       return options_.wrap(in_node, argv);
     };
   }
-  return SourceMount::Start(source.empty() ? mount_source() : source, token_path_, dir_,
-                            std::move(options), wrap);
+  return FuseMount::Start(source.empty() ? mount_source() : source, token_path_, dir_,
+                          std::move(options), wrap);
 }
 
 StatusOr<std::unique_ptr<client::Volume>> NodeCluster::OpenVolume(client::Options options) const {

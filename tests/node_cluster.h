@@ -91,38 +91,8 @@ class StoragedClient {
   std::unique_ptr<spb::Storaged::Stub> stub_;
 };
 
-// A cairn-mount -f child mounting a SOURCE (a server source or a spec file).
-// Same behaviour as FuseMount (tests/mount_util.h): unmounts when it goes.
-class SourceMount {
- public:
-  // `wrap` (may be empty) rewrites cairn-mount's argv (NodeClusterOptions::wrap).
-  static StatusOr<std::unique_ptr<SourceMount>> Start(
-      const std::string& source, const std::string& token_path, const TempDir& dir,
-      MountOptions options = {},
-      const std::function<std::vector<std::string>(const std::vector<std::string>&)>& wrap = {});
-  ~SourceMount();
-  SourceMount(const SourceMount&) = delete;
-  SourceMount& operator=(const SourceMount&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string Path(std::string_view rel) const;
-  pid_t pid() const { return pid_; }
-  std::string Log() const;
-  bool Mounted() const;
-  // fusermount3 -u, wait for exit (lazy umount + kill if that fails). Ok iff
-  // the mount is gone and cairn-mount exited 0. Idempotent.
-  Status Unmount(std::chrono::milliseconds timeout = std::chrono::seconds(20));
-
- private:
-  SourceMount() = default;
-  bool Reap(int* status);
-  StatusOr<int> Wait(std::chrono::milliseconds timeout);
-
-  std::string path_;
-  std::string log_file_;
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
-};
+// A cairn-mount -f child mounting a server source (FuseMount's source form).
+using SourceMount = FuseMount;
 
 class NodeCluster {
  public:
