@@ -165,16 +165,18 @@ using XattrList = google::protobuf::RepeatedPtrField<pb::Xattr>;
 
 struct Versions {
   uint64_t data = 0, meta = 0, entry = 0;
+  uint64_t tag = 0;  // XOR of a hash of every (client id, seq) applied: see brick.proto
 };
 enum class VersionField { kData, kMeta, kEntry };
 
 Versions DecodeVersions(const std::string& raw) {
   Versions v;
-  if (raw.size() == 24) {
+  if (raw.size() == 24 || raw.size() == 32) {
     std::memcpy(&v.data, raw.data(), 8);
     std::memcpy(&v.meta, raw.data() + 8, 8);
     std::memcpy(&v.entry, raw.data() + 16, 8);
   }
+  if (raw.size() == 32) std::memcpy(&v.tag, raw.data() + 24, 8);
   return v;
 }
 
@@ -182,6 +184,18 @@ void ToProto(const Versions& v, pb::Version* out) {
   out->set_data(v.data);
   out->set_meta(v.meta);
   out->set_entry(v.entry);
+  out->set_tag(v.tag);
+}
+
+// The tag contribution of one mutation: a 64-bit mix of the client id and
+// its sequence number (splitmix64 finaliser over FNV-1a of the id).
+uint64_t TxnTag(const pb::Txn& txn) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : txn.client_id()) h = (h ^ c) * 1099511628211ull;
+  uint64_t z = h ^ (txn.seq() * 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
 }
 
 // Xattr names a listing shows: everything but the brick's own trusted.cairn.*
@@ -232,7 +246,7 @@ void FillAttr(const struct stat& st, const Uuid& id, const Versions& v, pb::Attr
 }
 
 bool VersionEquals(const Versions& a, const pb::Version& b) {
-  return a.data == b.data() && a.meta == b.meta() && a.entry == b.entry();
+  return a.data == b.data() && a.meta == b.meta() && a.entry == b.entry() && a.tag == b.tag();
 }
 
 // "data/meta/entry", for messages.
@@ -240,7 +254,7 @@ std::string VersionText(const Versions& v) {
   return std::to_string(v.data) + "/" + std::to_string(v.meta) + "/" + std::to_string(v.entry);
 }
 std::string VersionText(const pb::Version& v) {
-  return VersionText(Versions{v.data(), v.meta(), v.entry()});
+  return VersionText(Versions{v.data(), v.meta(), v.entry(), v.tag()});
 }
 
 // Creates `rel` (relative to dirfd) with `make`, creating the fan-out
@@ -407,8 +421,9 @@ struct BrickOps {
     return DecodeVersions(raw);
   }
 
-  Status BumpVersion(int fd, VersionField field, Versions* out) {
+  Status BumpVersion(int fd, VersionField field, const pb::Txn& txn, Versions* out) {
     Versions v = ReadVersions(fd);
+    v.tag ^= TxnTag(txn) + static_cast<uint64_t>(field);
     switch (field) {
       case VersionField::kData:
         ++v.data;
@@ -426,10 +441,11 @@ struct BrickOps {
   }
 
   Status WriteVersions(int fd, const Versions& v) {
-    char raw[24];
+    char raw[32];
     std::memcpy(raw, &v.data, 8);
     std::memcpy(raw + 8, &v.meta, 8);
     std::memcpy(raw + 16, &v.entry, 8);
+    std::memcpy(raw + 24, &v.tag, 8);
     if (::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw, sizeof(raw), 0) != 0) {
       return Errno("record version");
     }
@@ -502,7 +518,7 @@ struct BrickOps {
       if (out != nullptr) *out = ReadVersions(fd);
       return Status::Ok();
     }
-    return BumpVersion(fd, field, out);
+    return BumpVersion(fd, field, txn, out);
   }
 
   StatusOr<pb::Attr> AttrOf(int fd, const Uuid& id, const Versions* known = nullptr) {
@@ -1041,8 +1057,10 @@ StatusOr<pb::Attr> Brick::SetAttr(const pb::SetAttrRequest& req) {
   }
   Versions v;
   if (req.txn().mark_dirty()) {
-    if (data_changed) CAIRN_RETURN_IF_ERROR(ops.BumpVersion(fd, VersionField::kData, nullptr));
-    CAIRN_RETURN_IF_ERROR(ops.BumpVersion(fd, VersionField::kMeta, &v));
+    if (data_changed) {
+      CAIRN_RETURN_IF_ERROR(ops.BumpVersion(fd, VersionField::kData, req.txn(), nullptr));
+    }
+    CAIRN_RETURN_IF_ERROR(ops.BumpVersion(fd, VersionField::kMeta, req.txn(), &v));
   } else {
     v = ops.ReadVersions(fd);
   }
@@ -1566,9 +1584,7 @@ StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
     e->set_id(id->Raw());
     auto obj = ops.OpenObj(*id);
     Versions v = obj.ok() ? ops.ReadVersions(obj->fd.get()) : Versions{};
-    e->mutable_version()->set_data(v.data);
-    e->mutable_version()->set_meta(v.meta);
-    e->mutable_version()->set_entry(v.entry);
+    ToProto(v, e->mutable_version());
   }
   return reply;
 }
@@ -1738,7 +1754,8 @@ StatusOr<pb::Attr> Brick::SetVersion(const pb::SetVersionRequest& req) {
                       VersionText(req.expected()),
                   ESTALE);
   }
-  const Versions v{req.version().data(), req.version().meta(), req.version().entry()};
+  const Versions v{req.version().data(), req.version().meta(), req.version().entry(),
+                   req.version().tag()};
   CAIRN_RETURN_IF_ERROR(ops.WriteVersions(obj.fd.get(), v));
   return ops.AttrOf(obj.fd.get(), id, &v);
 }

@@ -56,7 +56,8 @@ bool VersionLess(const pb::Version& a, const pb::Version& b) {
   return a.data() < b.data() || a.meta() < b.meta() || a.entry() < b.entry();
 }
 bool VersionEq(const pb::Version& a, const pb::Version& b) {
-  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry();
+  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry() &&
+         a.tag() == b.tag();
 }
 pb::Version VersionMax(const pb::Version& a, const pb::Version& b) {
   pb::Version m;
@@ -64,6 +65,30 @@ pb::Version VersionMax(const pb::Version& a, const pb::Version& b) {
   m.set_meta(std::max(a.meta(), b.meta()));
   m.set_entry(std::max(a.entry(), b.entry()));
   return m;
+}
+
+// Replicas at the highest counters (not stale) whose tag differs from a
+// strict majority's applied other mutations than the rest (brick.proto,
+// Version.tag) — e.g. a write that failed elsewhere: stale too, so reads
+// avoid them until heal has compared and settled the copies. Without a
+// strict majority nothing changes (heal decides).
+void MarkTagMinority(const std::vector<pb::Version>& versions, const std::vector<bool>& known,
+                     std::vector<bool>* stale) {
+  std::map<uint64_t, int> count;
+  int total = 0;
+  for (size_t r = 0; r < versions.size(); ++r) {
+    if (!known[r] || (*stale)[r]) continue;
+    ++count[versions[r].tag()];
+    ++total;
+  }
+  if (count.size() < 2) return;
+  for (const auto& [tag, n] : count) {
+    if (2 * n <= total) continue;
+    for (size_t r = 0; r < versions.size(); ++r) {
+      if (known[r] && !(*stale)[r] && versions[r].tag() != tag) (*stale)[r] = true;
+    }
+    return;
+  }
 }
 
 Status Errno(int err, std::string message) { return StatusFromErrno(err, std::move(message)); }
@@ -629,6 +654,9 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
         n->stale[r] = true;  // unknown: not read until a fresh answer shows it current
       }
     }
+    std::vector<bool> known(rc);
+    for (size_t r = 0; r < rc; ++r) known[r] = answers[r] != nullptr;
+    MarkTagMinority(n->versions, known, &n->stale);
     n->verified = all || n->verified;
   }
   // Only an arbiter answered for a file: its size means nothing; keep ours.
@@ -716,6 +744,9 @@ StatusOr<VolumeImpl::Fan<Rep>> VolumeImpl::Mutate(int s, Kind kind, Inode* obj, 
           obj->stale[r] = true;
         }
       }
+      std::vector<bool> known(rc);
+      for (size_t r = 0; r < rc; ++r) known[r] = fan.results[r].ok();
+      MarkTagMinority(obj->versions, known, &obj->stale);
     }
   }
   if (quorum) {

@@ -44,7 +44,8 @@ std::string BlockDigestOfZeros(uint32_t n) {
 }  // namespace
 
 bool VersionEq(const pb::Version& a, const pb::Version& b) {
-  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry();
+  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry() &&
+         a.tag() == b.tag();
 }
 pb::Version VersionMax(const pb::Version& a, const pb::Version& b) {
   pb::Version m;

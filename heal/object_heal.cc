@@ -234,6 +234,26 @@ StatusOr<Outcome> ObjectHealer::Run() {
       if (v(r).entry() == target_.entry()) esrc_.push_back(r);
     }
   }
+  // The tag the healed replicas take (brick.proto Version.tag): the one most
+  // replicas at the target counters have (the chosen source's when forced).
+  // Replicas at the target counters with another tag applied other
+  // mutations: "behind", so their contents are compared below.
+  {
+    std::map<uint64_t, int> tags;
+    for (int r : have) {
+      const pb::Version& x = v(r);
+      if (x.data() == target_.data() && x.meta() == target_.meta() &&
+          x.entry() == target_.entry()) {
+        ++tags[x.tag()];
+      }
+    }
+    uint64_t best = 0;
+    int best_n = 0;
+    for (const auto& [t, n] : tags) {
+      if (n > best_n) best = t, best_n = n;
+    }
+    target_.set_tag(force_ >= 0 ? v(force_).tag() : best);
+  }
   const bool is_dir = type == pb::FILE_TYPE_DIRECTORY;
   const bool is_file = type == pb::FILE_TYPE_REGULAR;
   bool behind = false;
