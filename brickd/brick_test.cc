@@ -1173,8 +1173,7 @@ TEST_F(BrickTest, VersionTagsIdentifyTheSetOfMutationsApplied) {
   EXPECT_EQ(GetAttr(f3)->version().tag(), v1.tag());
   // A version recorded before tags existed (24 bytes) reads as tag 0.
   const std::string old(24, '\0');
-  ASSERT_EQ(::setxattr((path_ + "/f2").c_str(), "trusted.cairn.ver", old.data(), old.size(), 0),
-            0);
+  ASSERT_EQ(::setxattr((path_ + "/f2").c_str(), "trusted.cairn.ver", old.data(), old.size(), 0), 0);
   EXPECT_EQ(GetAttr(f2)->version().tag(), 0u);
   EXPECT_EQ(GetAttr(f2)->version().data(), 0u);
 }

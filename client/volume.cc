@@ -19,6 +19,7 @@
 
 #include "client/layout.h"
 #include "client/node.h"
+#include "client/version.h"
 #include "common/status_errno.h"
 
 namespace cairn::client {
@@ -50,21 +51,6 @@ uint32_t ModeTypeOf(pb::FileType t) {
     default:
       return S_IFREG;
   }
-}
-
-bool VersionLess(const pb::Version& a, const pb::Version& b) {
-  return a.data() < b.data() || a.meta() < b.meta() || a.entry() < b.entry();
-}
-bool VersionEq(const pb::Version& a, const pb::Version& b) {
-  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry() &&
-         a.tag() == b.tag();
-}
-pb::Version VersionMax(const pb::Version& a, const pb::Version& b) {
-  pb::Version m;
-  m.set_data(std::max(a.data(), b.data()));
-  m.set_meta(std::max(a.meta(), b.meta()));
-  m.set_entry(std::max(a.entry(), b.entry()));
-  return m;
 }
 
 // Replicas at the highest counters (not stale) whose tag differs from a

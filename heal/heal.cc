@@ -43,17 +43,6 @@ std::string BlockDigestOfZeros(uint32_t n) {
 
 }  // namespace
 
-bool VersionEq(const pb::Version& a, const pb::Version& b) {
-  return a.data() == b.data() && a.meta() == b.meta() && a.entry() == b.entry() &&
-         a.tag() == b.tag();
-}
-pb::Version VersionMax(const pb::Version& a, const pb::Version& b) {
-  pb::Version m;
-  m.set_data(std::max(a.data(), b.data()));
-  m.set_meta(std::max(a.meta(), b.meta()));
-  m.set_entry(std::max(a.entry(), b.entry()));
-  return m;
-}
 std::string VersionText(const pb::Version& v) {
   return std::to_string(v.data()) + "/" + std::to_string(v.meta()) + "/" +
          std::to_string(v.entry());

@@ -21,6 +21,7 @@
 
 #include "client/node.h"
 #include "client/spec.h"
+#include "client/version.h"
 #include "common/id.h"
 #include "common/status.h"
 #include "heal/heal.h"
@@ -84,8 +85,8 @@ struct Meta {
   friend bool operator==(const Meta&, const Meta&) = default;
 };
 
-bool VersionEq(const pb::Version& a, const pb::Version& b);
-pb::Version VersionMax(const pb::Version& a, const pb::Version& b);
+using client::VersionEq;
+using client::VersionMax;
 std::string VersionText(const pb::Version& v);
 
 // The healer of one volume. Public: what VolumeHealer and ObjectHealer use;
