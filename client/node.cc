@@ -24,6 +24,11 @@ Node::Node(std::string address) : address_(std::move(address)) {
   stub_ = pb::Brick::NewStub(channel_);
 }
 
+bool Node::WaitConnected(std::chrono::milliseconds timeout) {
+  if (channel_->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY) return true;
+  return channel_->WaitForConnected(std::chrono::system_clock::now() + timeout);
+}
+
 bool IsTransportFailure(const grpc::Status& status) {
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:

@@ -35,6 +35,13 @@ class Node {
   // Returns true if this call changed the state.
   bool SetConnected(bool up) { return connected_.exchange(up) != up; }
 
+  // Asks the channel to connect and waits up to `timeout` until it is. A
+  // call that fails fast on a broken channel never drives the connection
+  // attempt: gRPC only completes a pending TCP connect while some thread
+  // polls, so a prober must wait here rather than only send fail-fast calls
+  // (else a returning brick is noticed seconds late, by chance).
+  bool WaitConnected(std::chrono::milliseconds timeout);
+
  private:
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;

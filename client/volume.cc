@@ -524,6 +524,7 @@ void VolumeImpl::ProbeLoop() {
     for (auto& node : nodes_) {
       if (node->connected()) continue;
       outage_seen_ = true;
+      if (!node->WaitConnected(options_.reconnect_interval)) continue;
       std::string brick;
       for (const auto& b : all_bricks_) {
         if (b.node == node.get()) {

@@ -18,6 +18,7 @@ namespace {
 constexpr auto kProgressLogEvery = std::chrono::seconds(5);
 constexpr auto kMaxBackoff = std::chrono::seconds(30);
 constexpr auto kProbeTimeout = std::chrono::milliseconds(2000);
+constexpr auto kReconnectWait = std::chrono::milliseconds(100);
 // A dirty entry seen this many polls is healed even if its versions keep moving.
 constexpr int kForcePolls = 20;
 constexpr uint32_t kListPage = 4096;
@@ -288,7 +289,12 @@ void HealerImpl::Run() {
 bool HealerImpl::ProbeAndOwn(int s) {
   Subvolume& sub = subs_[s];
   std::vector<client::CallTarget> targets;
-  for (const auto& r : sub.replicas) targets.push_back(r.target);
+  for (const auto& r : sub.replicas) {
+    // Drives the reconnection of a replica that was away (returns at once
+    // for a connected one); the probe below fails fast on a down one.
+    r.target.node->WaitConnected(kReconnectWait);
+    targets.push_back(r.target);
+  }
   auto res = client::FanOut<pb::StatFsRequest, pb::StatFsReply>(
       targets, opt_.token, std::min(opt_.rpc_timeout, std::chrono::milliseconds(kProbeTimeout)),
       [&](size_t i) {
