@@ -21,7 +21,7 @@ int HttpStatusFromStatus(const Status& status) {
     case StatusCode::kAborted:
       return 409;
     case StatusCode::kResourceExhausted:
-      return 429;
+      return 507;  // Insufficient Storage: the provisioner cannot place a volume
     case StatusCode::kCancelled:
       return 499;
     case StatusCode::kUnimplemented:
@@ -59,6 +59,7 @@ Status StatusFromHttp(int http_status, std::string body) {
       code = StatusCode::kAlreadyExists;
       break;
     case 429:
+    case 507:
       code = StatusCode::kResourceExhausted;
       break;
     case 499:

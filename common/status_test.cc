@@ -612,7 +612,7 @@ TEST(HttpEdge, HttpStatusForEveryCode) {
       {StatusCode::kNotFound, 404},
       {StatusCode::kAlreadyExists, 409},
       {StatusCode::kPermissionDenied, 403},
-      {StatusCode::kResourceExhausted, 429},
+      {StatusCode::kResourceExhausted, 507},
       {StatusCode::kFailedPrecondition, 400},
       {StatusCode::kAborted, 409},
       {StatusCode::kOutOfRange, 400},
@@ -644,7 +644,7 @@ TEST(HttpEdge, StatusFromHttpMapsErrorReplies) {
       {499, StatusCode::kCancelled},        {500, StatusCode::kInternal},
       {501, StatusCode::kUnimplemented},    {502, StatusCode::kUnavailable},
       {503, StatusCode::kUnavailable},      {504, StatusCode::kDeadlineExceeded},
-      {507, StatusCode::kInternal},
+      {507, StatusCode::kResourceExhausted},
   };
   for (const auto& [http, code] : cases) {
     Status s = StatusFromHttp(http, "body text");
