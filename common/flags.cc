@@ -25,6 +25,10 @@ void Flags::AddBool(const std::string& name, bool default_value, std::string hel
   flags_[name] = Flag{Type::kBool, v, std::move(help), v};
 }
 
+void Flags::AddStringList(const std::string& name, std::string help) {
+  flags_[name] = Flag{Type::kStringList, "", std::move(help), ""};
+}
+
 Status Flags::Set(const std::string& name, const std::string& value, bool from_file) {
   auto it = flags_.find(name);
   if (it == flags_.end()) return Status::InvalidArgument("unknown flag --" + name);
@@ -33,6 +37,10 @@ Status Flags::Set(const std::string& name, const std::string& value, bool from_f
   switch (f.type) {
     case Type::kString:
       f.value = value;
+      break;
+    case Type::kStringList:
+      f.value = value;
+      f.values.push_back(value);
       break;
     case Type::kInt: {
       int64_t v = 0;
@@ -65,6 +73,20 @@ Status Flags::LoadFile(const std::string& path) {
     return Status::InvalidArgument("config file " + path + " is not a JSON object");
   }
   for (auto& [key, val] : j.items()) {
+    if (auto it = flags_.find(key); it != flags_.end() && it->second.type == Type::kStringList) {
+      if (it->second.set) continue;  // the command line wins
+      nlohmann::json list = val.is_array() ? val : nlohmann::json::array({val});
+      for (const auto& v : list) {
+        if (!v.is_string()) {
+          return Status::InvalidArgument("config file " + path + ": key '" + key +
+                                         "' must be a string or an array of strings");
+        }
+        it->second.value = v.get<std::string>();
+        it->second.values.push_back(v.get<std::string>());
+      }
+      it->second.set = true;
+      continue;
+    }
     std::string text;
     if (val.is_string()) {
       text = val.get<std::string>();
@@ -134,6 +156,7 @@ std::string Flags::Usage() const {
   for (const auto& [name, f] : flags_) {
     out << "  --" << name;
     if (f.type != Type::kBool) out << "=VALUE";
+    if (f.type == Type::kStringList) out << " (repeatable)";
     out << "\n      " << f.help;
     if (!f.default_value.empty()) out << " (default: " << f.default_value << ")";
     out << "\n";
@@ -152,6 +175,10 @@ int64_t Flags::GetInt(const std::string& name) const {
 bool Flags::GetBool(const std::string& name) const {
   auto it = flags_.find(name);
   return it != flags_.end() && it->second.value == "true";
+}
+std::vector<std::string> Flags::GetStringList(const std::string& name) const {
+  auto it = flags_.find(name);
+  return it == flags_.end() ? std::vector<std::string>() : it->second.values;
 }
 bool Flags::IsSet(const std::string& name) const {
   auto it = flags_.find(name);

@@ -288,5 +288,64 @@ TEST_F(FlagsTest, UnknownNamesReadAsEmptyDefaults) {
   EXPECT_FALSE(flags_.GetBool("no-such-flag"));
 }
 
+// A list flag (AddStringList) keeps every occurrence, in order.
+class ListFlagsTest : public FlagsTest {
+ protected:
+  ListFlagsTest() { flags_.AddStringList("device", "ID=PATH; repeatable"); }
+};
+
+TEST_F(ListFlagsTest, EmptyWhenNotGiven) {
+  ASSERT_TRUE(Parse({}).ok());
+  EXPECT_TRUE(flags_.GetStringList("device").empty());
+  EXPECT_EQ(flags_.GetString("device"), "");
+  EXPECT_FALSE(flags_.IsSet("device"));
+}
+
+TEST_F(ListFlagsTest, EveryOccurrenceIsKeptInOrderBothForms) {
+  ASSERT_TRUE(Parse({"--device=d1=/a", "--listen=x:1", "--device", "d2=/b:10", "--device="}).ok());
+  EXPECT_EQ(flags_.GetStringList("device"), (std::vector<std::string>{"d1=/a", "d2=/b:10", ""}));
+  EXPECT_EQ(flags_.GetString("device"), "");  // the last one
+  EXPECT_TRUE(flags_.IsSet("device"));
+  EXPECT_EQ(flags_.GetString("listen"), "x:1");
+}
+
+TEST_F(ListFlagsTest, OtherFlagsStillKeepTheLastOccurrence) {
+  ASSERT_TRUE(Parse({"--listen=a:1", "--device=d1=/a", "--listen=b:2"}).ok());
+  EXPECT_EQ(flags_.GetString("listen"), "b:2");
+  EXPECT_TRUE(flags_.GetStringList("listen").empty());
+}
+
+TEST_F(ListFlagsTest, ConfigFileTakesAnArrayOrAString) {
+  std::string path = WriteConfig(R"({"device": ["d1=/a", "d2=/b"]})");
+  ASSERT_TRUE(Parse({"--config", path.c_str()}).ok());
+  EXPECT_EQ(flags_.GetStringList("device"), (std::vector<std::string>{"d1=/a", "d2=/b"}));
+
+  Flags other("storaged", "one device");
+  other.AddStringList("device", "ID=PATH");
+  std::string one = "--config=" + WriteConfig(R"({"device": "d3=/c"})");
+  const char* argv[] = {"storaged", one.c_str()};
+  ASSERT_TRUE(other.Parse(2, argv).ok());
+  EXPECT_EQ(other.GetStringList("device"), (std::vector<std::string>{"d3=/c"}));
+}
+
+TEST_F(ListFlagsTest, CommandLineReplacesTheConfigFileList) {
+  std::string path = WriteConfig(R"({"device": ["d1=/a", "d2=/b"]})");
+  std::string config_arg = "--config=" + path;
+  ASSERT_TRUE(Parse({config_arg.c_str(), "--device=d9=/z"}).ok());
+  EXPECT_EQ(flags_.GetStringList("device"), (std::vector<std::string>{"d9=/z"}));
+}
+
+TEST_F(ListFlagsTest, NonStringInConfigFileListIsInvalidArgument) {
+  std::string path = WriteConfig(R"({"device": ["d1=/a", 3]})");
+  Status s = Parse({"--config", path.c_str()});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'device'"), std::string::npos) << s.message();
+}
+
+TEST_F(ListFlagsTest, UsageSaysRepeatable) {
+  EXPECT_NE(flags_.Usage().find("--device=VALUE (repeatable)"), std::string::npos)
+      << flags_.Usage();
+}
+
 }  // namespace
 }  // namespace cairn

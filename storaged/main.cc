@@ -29,6 +29,7 @@
 #include "storaged/heal_hook.h"
 #include "storaged/manager.h"
 #include "storaged/metrics.h"
+#include "storaged/registration.h"
 #include "storaged/service.h"
 #include "storaged/state.h"
 #include "storaged/supervisor.h"
@@ -69,6 +70,11 @@ std::string HostName() {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0) return "localhost";
   return name;
+}
+
+// An address that listens on every interface: not one a peer can dial.
+bool IsWildcardHost(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
 }
 
 int64_t UnixMillis() {
@@ -139,6 +145,23 @@ int Run(int argc, char** argv) {
   flags.AddString("ready-file", "",
                   "written once serving: {\"listen\",\"metrics\",\"brickd\",\"pid\"}");
   flags.AddInt("brickd-threads", 0, "brickd --threads (0: brickd's default)");
+  flags.AddStringList("device",
+                      "ID=PATH[:GiB]: a device added at start (idempotent; capacity omitted or "
+                      "0: the file system's size)");
+  flags.AddString("provisioner", "",
+                  "register with this provisioner at every start: http://host:port or "
+                  "https://host:port (empty: no registration)");
+  flags.AddString("join-key-file", "",
+                  "file whose first line is the provisioner's join key (JWT HS256, iss node); "
+                  "required with --provisioner");
+  flags.AddString("provisioner-ca-file", "",
+                  "PEM CA bundle to verify an https provisioner with (default: the system's)");
+  flags.AddInt("zone", 1, "this node's failure zone, sent at registration (>= 0)");
+  flags.AddString("storage-host", "",
+                  "host clients reach this node's bricks at, sent at registration (default: the "
+                  "host of --listen)");
+  flags.AddString("cluster", "",
+                  "provisioner cluster id to join (default: the provisioner's choice)");
   flags.AddString("log-level", "info", "trace, debug, info, warn, error");
   flags.AddBool("log-json", false, "log one JSON object per line");
   if (Status s = flags.Parse(argc, argv); !s.ok()) {
@@ -202,6 +225,54 @@ int Run(int argc, char** argv) {
   const std::string node_name =
       flags.GetString("node-name").empty() ? HostName() : flags.GetString("node-name");
 
+  std::vector<DeviceFlag> devices;
+  for (const std::string& text : flags.GetStringList("device")) {
+    auto d = ParseDeviceFlag(text);
+    if (!d.ok()) return config_error(d.status().message());
+    devices.push_back(std::move(*d));
+  }
+  // Self-registration (docs/storaged.md, "Registration"): checked here, started once serving.
+  const int64_t zone = flags.GetInt("zone");
+  if (zone < 0 || zone > INT32_MAX) return config_error("--zone must be an integer >= 0");
+  std::string storage_host = flags.GetString("storage-host");
+  if (storage_host.empty()) {
+    storage_host = IsWildcardHost(listen->first) ? HostName() : listen->first;
+  } else if (storage_host.find_first_of(" \t/") != std::string::npos) {
+    return config_error("--storage-host must be a host name or address");
+  }
+  // The API as the provisioner dials it: the host of --listen, unless that
+  // is a wildcard address, then the storage host.
+  const std::string manage_host = IsWildcardHost(listen->first) ? storage_host : listen->first;
+  const std::string cluster = flags.GetString("cluster");
+  if (cluster.size() > 128 ||
+      cluster.find_first_not_of(
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+          std::string::npos) {
+    return config_error("--cluster must match [A-Za-z0-9._-]{0,128}");
+  }
+  std::unique_ptr<Registrar> registrar;
+  if (const std::string& url = flags.GetString("provisioner"); !url.empty()) {
+    if (flags.GetString("join-key-file").empty()) {
+      return config_error("--join-key-file is required with --provisioner");
+    }
+    auto key = ReadSecretFile(flags.GetString("join-key-file"));
+    if (!key.ok()) return config_error("--join-key-file: " + key.status().message());
+    if (key->size() < 16) return config_error("--join-key-file: the key is shorter than 16 bytes");
+    RegistrarOptions ro;
+    ro.provisioner = url;
+    ro.ca_file = flags.GetString("provisioner-ca-file");
+    ro.join_key = std::move(*key);
+    auto r = Registrar::Create(std::move(ro));
+    if (!r.ok()) return config_error("--provisioner: " + r.status().message());
+    registrar = std::move(*r);
+  } else {
+    for (const char* f :
+         {"join-key-file", "provisioner-ca-file", "zone", "storage-host", "cluster"}) {
+      if (flags.IsSet(f))
+        spdlog::warn("event=flag-ignored flag=--{} reason=\"no --provisioner\"", f);
+    }
+  }
+
   if (Status s = MakeDirs(state_dir); !s.ok()) return config_error(s.message());
   auto lock_fd = LockStateDir(state_dir);
   if (!lock_fd.ok()) {
@@ -235,6 +306,23 @@ int Run(int argc, char** argv) {
   manager.SetSpecListener(
       [&hub](const std::string& name, const SpecRecord* now) { hub.Publish(name, now); });
   for (const auto& [name, rec] : manager.Snapshot().specs) hub.Publish(name, &rec);
+  // --device flags: added like AddDevice (an identical existing device is fine).
+  for (const DeviceFlag& d : devices) {
+    spb::AddDeviceRequest req;
+    req.set_device_id(d.id);
+    req.set_path(d.path);
+    req.set_capacity_bytes(d.capacity_bytes);
+    auto added = manager.AddDevice(req);
+    if (!added.ok()) {
+      spdlog::critical("event=device-flag-failed device={} path={} error=\"{}\"", d.id, d.path,
+                       added.status().ToString());
+      std::fprintf(stderr, "storaged: --device %s: %s\n", d.id.c_str(),
+                   added.status().ToString().c_str());
+      return kExitFailure;
+    }
+    spdlog::info("event=device-flag device={} path={} capacity_bytes={} created={}", d.id,
+                 added->device().path(), added->device().capacity_bytes(), added->created());
+  }
 
   SupervisorOptions so;
   so.brickd_binary = *brickd_binary;
@@ -318,6 +406,7 @@ int Run(int argc, char** argv) {
     v.figures = manager.GetFigures();
     v.watchers = hub.watchers();
     v.rpcs = counters.Snapshot();
+    v.registered = registrar != nullptr && registrar->registered();
     res.set_content(RenderPrometheus(v), "text/plain; version=0.0.4");
   });
   http.Get("/healthz", [&](const httplib::Request&, httplib::Response& res) {
@@ -368,21 +457,42 @@ int Run(int argc, char** argv) {
   spdlog::info("event=serving node={} api={} metrics={} brickd={} brickd_pid={} adopted={}",
                node_name, api_address, metrics_address, supervisor.address(), supervisor.pid(),
                supervisor.adopted());
-  if (const std::string& ready = flags.GetString("ready-file"); !ready.empty()) {
-    nlohmann::json j{{"listen", api_address},
-                     {"metrics", metrics_address},
-                     {"brickd", supervisor.address()},
-                     {"pid", ::getpid()}};
-    if (Status s = WriteFileAtomic(ready, j.dump() + "\n", 0644); !s.ok()) {
+  const std::string ready_file = flags.GetString("ready-file");
+  const nlohmann::json ready_json{{"listen", api_address},
+                                  {"metrics", metrics_address},
+                                  {"brickd", supervisor.address()},
+                                  {"pid", ::getpid()}};
+  if (!ready_file.empty()) {
+    if (Status s = WriteFileAtomic(ready_file, ready_json.dump() + "\n", 0644); !s.ok()) {
       spdlog::error("event=ready-file-failed error=\"{}\"", s.ToString());
     }
+  }
+  // Registration runs beside serving and never delays readiness; once it
+  // succeeds the ready file is rewritten with the provisioner's node id.
+  if (registrar) {
+    RegistrationRequest rr;
+    rr.name = node_name;
+    rr.manage = manage_host + ":" + std::to_string(api_port);
+    rr.storage = storage_host;
+    rr.zone = zone;
+    rr.cluster = cluster;
+    registrar->Start(std::move(rr), [&ready_file, ready_json](const Registration& reg) {
+      if (ready_file.empty()) return;
+      nlohmann::json j = ready_json;
+      j["provisioner_node_id"] = reg.node_id;
+      j["provisioner_cluster"] = reg.cluster;
+      if (Status s = WriteFileAtomic(ready_file, j.dump() + "\n", 0644); !s.ok()) {
+        spdlog::error("event=ready-file-failed error=\"{}\"", s.ToString());
+      }
+    });
   }
 
   int sig = 0;
   sigwait(&sigs, &sig);
   spdlog::info("event=shutdown signal={}", sig);
   serving = false;
-  hub.Close();  // watch streams end now, not at the deadline
+  if (registrar) registrar->RequestStop();  // wakes its backoff wait now
+  hub.Close();                              // watch streams end now, not at the deadline
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
   {
     std::lock_guard lock(health_mu);
@@ -392,6 +502,7 @@ int Run(int argc, char** argv) {
   health_thread.join();
   http.stop();
   http_thread.join();
+  if (registrar) registrar->Stop();  // aborts a request in flight, joins
   if (heal) heal->Stop();
   supervisor.Stop(std::chrono::seconds(10));
   ::close(*lock_fd);

@@ -50,6 +50,9 @@ std::string RenderPrometheus(const MetricsView& v) {
          "method=\"" + key.first + "\",code=\"" + std::string(StatusCodeName(key.second)) + "\"",
          n);
   }
+  Family(&out, "cairn_storaged_registered", "gauge",
+         "1 once this node registered with the provisioner (--provisioner), else 0.");
+  Line(&out, "cairn_storaged_registered", "", v.registered ? 1 : 0);
   return out;
 }
 

@@ -20,6 +20,8 @@ struct MetricsView {
   Manager::Figures figures;
   size_t watchers = 0;
   std::map<std::pair<std::string, StatusCode>, uint64_t> rpcs;
+  // 1 once registered with the provisioner (--provisioner); 0 before and without one.
+  bool registered = false;
 };
 
 std::string RenderPrometheus(const MetricsView& view);
