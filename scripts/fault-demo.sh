@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job, for now: install, build, start three storaged nodes on
+# The fault demo: install, build, start three storaged nodes on
 # 127.0.0.2-4 (each runs and supervises its own brickd, and self-heal), add a
 # device and a brick on each with storagectl, put a replica-3 volume spec on
 # every node, mount it with cairn-mount from the nodes (FUSE) and use it:
 # files, df, the replicas as plain directories; kill -9 one brickd (storaged
 # restarts it); kill -9 a whole node in the middle of a write, change the tree
 # while it is down, bring it back and watch self-heal make the three bricks
-# identical again. (The provisioner issue turns this into `cairnctl local up`.)
+# identical again. (scripts/demo.sh is the main job: `cairnctl local up`.)
 # Everything lives under a temporary directory removed on exit; processes are
 # stopped by the pids this script started or learned (brickd pids from
 # storaged), the mount is unmounted, whatever step fails.
