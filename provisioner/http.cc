@@ -1,8 +1,12 @@
 #include "provisioner/http.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
+#include <atomic>
+#include <cerrno>
 #include <ctime>
+#include <memory>
 
 #include "common/jwt.h"
 #include "common/status_http.h"
@@ -104,6 +108,26 @@ bool HttpApi::Authorize(const Request& req, Response& res) {
 
 void HttpApi::Install(httplib::Server& srv) {
   srv.set_payload_max_length(options_.max_body_bytes);
+  // cpp-httplib (Debian's 0.11 build) listens with a backlog of 5: a burst of
+  // clients (say 50 parallel volume creates) overflows the accept queue, the
+  // kernel falls back to SYN cookies and some connections are reset before
+  // their request is read. Raise it: note the socket when it is made, and
+  // listen() again with SOMAXCONN once it is bound (the server asks for its
+  // task queue after bind, before it accepts; listen() on a listening socket
+  // only changes its backlog).
+  auto listen_fd = std::make_shared<std::atomic<socket_t>>(INVALID_SOCKET);
+  srv.set_socket_options([listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd->store(sock);
+  });
+  srv.new_task_queue = [listen_fd, make_queue = srv.new_task_queue] {
+    if (const socket_t fd = listen_fd->load(); fd != INVALID_SOCKET) {
+      if (::listen(fd, SOMAXCONN) != 0) {
+        spdlog::warn("event=listen_backlog_not_raised errno={}", errno);
+      }
+    }
+    return make_queue();
+  };
   srv.set_pre_routing_handler([this](const Request& req, Response& res) {
     return Authorize(req, res) ? httplib::Server::HandlerResponse::Unhandled
                                : httplib::Server::HandlerResponse::Handled;

@@ -120,7 +120,8 @@ Status Service::Start() {
     std::lock_guard l(mu_);
     stopping_ = false;
   }
-  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { Worker(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i)
+    workers_.emplace_back([this] { Worker(); });
   retrier_ = std::thread([this] { Retrier(); });
   return Status::Ok();
 }
@@ -245,8 +246,8 @@ void Service::Finish(OpRow& op, const Status& result) {
   if (result.ok()) {
     spdlog::info("event=op_done op={} kind={} target={}", op.id, op.kind, op.target);
   } else {
-    spdlog::warn("event=op_failed op={} kind={} target={} error=\"{}\"", op.id, op.kind,
-                 op.target, result.message());
+    spdlog::warn("event=op_failed op={} kind={} target={} error=\"{}\"", op.id, op.kind, op.target,
+                 result.message());
   }
 }
 
@@ -344,6 +345,7 @@ Status Service::ReconcileNode(const NodeRow& n) {
   std::map<std::string, const VolumeRow*> by_name;
   for (const auto& v : volumes) by_name[v.name] = &v;
 
+  std::set<std::string> removed_specs;
   for (const auto& spec : sr.specs()) {
     auto it = by_name.find(spec.name());
     bool ours = false;
@@ -366,6 +368,7 @@ Status Service::ReconcileNode(const NodeRow& n) {
     dq.set_name(spec.name());
     sd::Empty dr;
     Status s = nodes_->Call(n.manage, &sd::Storaged::Stub::DeleteVolumeSpec, dq, &dr);
+    removed_specs.insert(spec.name());
     spdlog::info("event=orphan_spec_removed node={} volume={} ok={}", n.name, spec.name(), s.ok());
   }
   for (const auto& b : lr.bricks()) {
@@ -384,9 +387,12 @@ Status Service::ReconcileNode(const NodeRow& n) {
                    b.brick_id(), s.message());
     }
   }
-  // Ready volumes whose spec this node lacks (it was away) get it now.
+  // Ready volumes whose spec this node lacks (it was away, or a stale spec
+  // of that name was just removed) get it now.
   std::map<std::string, uint64_t> have;
-  for (const auto& spec : sr.specs()) have[spec.name()] = spec.generation();
+  for (const auto& spec : sr.specs()) {
+    if (!removed_specs.count(spec.name())) have[spec.name()] = spec.generation();
+  }
   for (const auto& v : volumes) {
     if (v.state != "ready" || v.cluster_id != n.cluster_id) continue;
     auto h = have.find(v.name);
@@ -418,8 +424,12 @@ Status Service::ReconcileNode(const NodeRow& n) {
 StatusOr<json> Service::ClusterJson(const ClusterRow& c) {
   CAIRN_ASSIGN_OR_RETURN(auto nodes, store_->ListNodes(c.id));
   CAIRN_ASSIGN_OR_RETURN(auto volumes, store_->ListVolumes(c.id));
-  json j = {{"id", c.id},          {"file", c.file},         {"block", c.block},
-            {"nodes", json::array()}, {"volumes", json::array()}, {"blockvolumes", json::array()}};
+  json j = {{"id", c.id},
+            {"file", c.file},
+            {"block", c.block},
+            {"nodes", json::array()},
+            {"volumes", json::array()},
+            {"blockvolumes", json::array()}};
   for (const auto& n : nodes) j["nodes"].push_back(n.id);
   for (const auto& v : volumes) j["volumes"].push_back(v.id);
   return j;
@@ -462,9 +472,8 @@ Status Service::DeleteCluster(const std::string& id) {
     CAIRN_ASSIGN_OR_RETURN(auto nodes, store_->ListNodes(c.id));
     CAIRN_ASSIGN_OR_RETURN(auto volumes, store_->ListVolumes(c.id));
     if (!nodes.empty() || !volumes.empty()) {
-      return Status::AlreadyExists("cluster " + id + " still has " +
-                                   std::to_string(nodes.size()) + " nodes and " +
-                                   std::to_string(volumes.size()) + " volumes");
+      return Status::AlreadyExists("cluster " + id + " still has " + std::to_string(nodes.size()) +
+                                   " nodes and " + std::to_string(volumes.size()) + " volumes");
     }
     return store_->DeleteCluster(id);
   });
@@ -474,7 +483,8 @@ Status Service::SetClusterFlags(const std::string& id, const json& body) {
   CAIRN_RETURN_IF_ERROR(RequireObject(body));
   CAIRN_ASSIGN_OR_RETURN(auto c, store_->GetCluster(id));
   for (const char* k : {"file", "block"}) {
-    if (body.contains(k) && !body[k].is_boolean()) return Bad(std::string(k) + " must be a boolean");
+    if (body.contains(k) && !body[k].is_boolean())
+      return Bad(std::string(k) + " must be a boolean");
   }
   c.file = body.value("file", c.file);
   c.block = body.value("block", c.block);
@@ -539,8 +549,11 @@ StatusOr<std::string> Service::AddNode(const json& body) {
   op.target = NewId();  // the node's id to be
   op.state = "pending";
   op.created_ms = NowMs();
-  op.payload = {{"cluster", cluster}, {"manage", manage}, {"storage", storage},
-                {"zone", zone},       {"tags", tags}};
+  op.payload = {{"cluster", cluster},
+                {"manage", manage},
+                {"storage", storage},
+                {"zone", zone},
+                {"tags", tags}};
   CAIRN_RETURN_IF_ERROR(store_->InsertOp(op));
   return Enqueue(op);
 }
@@ -786,8 +799,8 @@ StatusOr<std::string> Service::AddDevice(const json& body) {
     CAIRN_ASSIGN_OR_RETURN(auto devices, store_->ListDevices(n.id));
     for (const auto& d : devices) {
       if (d.name == name) {
-        return Status::AlreadyExists("device " + name + " already exists on node " + n.name +
-                                     ": " + d.id);
+        return Status::AlreadyExists("device " + name + " already exists on node " + n.name + ": " +
+                                     d.id);
       }
     }
     DeviceRow d;
@@ -949,7 +962,8 @@ StatusOr<std::vector<NodeFree>> Service::FreeSpace(const std::string& cluster_id
     CAIRN_ASSIGN_OR_RETURN(auto devices, store_->ListDevices(n.id));
     for (const auto& d : devices) {
       CAIRN_ASSIGN_OR_RETURN(uint64_t used, store_->DeviceAllocatedKib(d.id));
-      nf.devices.push_back({d.id, d.total_kib > used ? d.total_kib - used : 0, d.state == "online"});
+      nf.devices.push_back(
+          {d.id, d.total_kib > used ? d.total_kib - used : 0, d.state == "online"});
     }
     out.push_back(std::move(nf));
   }
@@ -974,27 +988,25 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
       return Bad("durability.type must be a string");
     }
     const std::string type = d.contains("type") ? d["type"].get<std::string>() : "replicate";
-    {
-      if (type == "none") {
-        replica = 1;
-      } else if (type == "replicate") {
-        if (d.contains("replicate")) {
-          const json& r = d["replicate"];
-          if (!r.is_object()) return Bad("durability.replicate must be an object");
-          if (r.contains("replica")) {
-            if (!r["replica"].is_number_integer()) {
-              return Bad("durability.replicate.replica must be an integer");
-            }
-            int64_t rv = r["replica"].get<int64_t>();
-            if (rv < 1 || rv > 16) return Bad("durability.replicate.replica must be 1..16");
-            replica = static_cast<int>(rv);
+    if (type == "none") {
+      replica = 1;
+    } else if (type == "replicate") {
+      if (d.contains("replicate")) {
+        const json& r = d["replicate"];
+        if (!r.is_object()) return Bad("durability.replicate must be an object");
+        if (r.contains("replica")) {
+          if (!r["replica"].is_number_integer()) {
+            return Bad("durability.replicate.replica must be an integer");
           }
+          int64_t rv = r["replica"].get<int64_t>();
+          if (rv < 1 || rv > 5) return Bad("durability.replicate.replica must be 1..5");
+          replica = static_cast<int>(rv);
         }
-      } else if (type == "disperse") {
-        return Bad("disperse volumes are not supported: use replicate");
-      } else {
-        return Bad("durability.type must be none or replicate, not '" + type.substr(0, 64) + "'");
       }
+    } else if (type == "disperse") {
+      return Bad("disperse volumes are not supported: use replicate");
+    } else {
+      return Bad("durability.type must be none or replicate, not '" + type.substr(0, 64) + "'");
     }
   }
   bool arbiter = false;
@@ -1020,9 +1032,9 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
       clusters.push_back(c.get<std::string>());
     }
   }
-  if (body.contains("snapshot") && !body["snapshot"].is_null()) {
+  if (body.contains("snapshot") && body["snapshot"].is_object()) {
     const json& snap = body["snapshot"];
-    if (!snap.is_object()) return Bad("snapshot must be an object");
+    // json::value() throws on a type mismatch: check the type first.
     if (snap.contains("enable") && !snap["enable"].is_boolean()) {
       return Bad("snapshot.enable must be true or false");
     }
@@ -1442,7 +1454,8 @@ Status Service::RunVolumeExpand(OpRow& op) {
   if (s.ok()) s = PutSpecEverywhere(v, /*require_brick_nodes=*/true);
   if (!s.ok()) {
     Status r = RollbackVolumeExpand(op);
-    if (!r.ok()) spdlog::error("event=expand_rollback_failed volume={} error=\"{}\"", v.name, r.message());
+    if (!r.ok())
+      spdlog::error("event=expand_rollback_failed volume={} error=\"{}\"", v.name, r.message());
     return s;
   }
   return store_->Tx([&] {
@@ -1530,26 +1543,25 @@ StatusOr<json> Service::VolumeJson(const VolumeRow& v) {
                         : json{{"type", "replicate"}, {"replicate", {{"replica", v.replica}}}};
   json options = json::array();
   if (v.arbiter) options.push_back("user.heketi.arbiter true");
-  return json{
-      {"id", v.id},
-      {"name", v.name},
-      {"cluster", v.cluster_id},
-      {"size", v.size_gib},
-      {"state", v.state},
-      {"durability", durability},
-      {"arbiter", v.arbiter},
-      {"snapshot", {{"enable", false}, {"factor", 1}}},
-      {"gid", 0},
-      {"generation", v.generation},
-      {"glustervolumeoptions", options},
-      {"blockinfo", json::object()},
-      {"mount",
-       {{"glusterfs",
-         {{"hosts", hosts},
-          {"device", (order.empty() ? std::string() : order[0]->storage) + ":/" + v.name},
-          {"options", {{"backup-volfile-servers", backups}}}}},
-        {"cairn", {{"source", source}, {"servers", servers}}}}},
-      {"bricks", bj}};
+  return json{{"id", v.id},
+              {"name", v.name},
+              {"cluster", v.cluster_id},
+              {"size", v.size_gib},
+              {"state", v.state},
+              {"durability", durability},
+              {"arbiter", v.arbiter},
+              {"snapshot", {{"enable", false}, {"factor", 1}}},
+              {"gid", 0},
+              {"generation", v.generation},
+              {"glustervolumeoptions", options},
+              {"blockinfo", json::object()},
+              {"mount",
+               {{"glusterfs",
+                 {{"hosts", hosts},
+                  {"device", (order.empty() ? std::string() : order[0]->storage) + ":/" + v.name},
+                  {"options", {{"backup-volfile-servers", backups}}}}},
+                {"cairn", {{"source", source}, {"servers", servers}}}}},
+              {"bricks", bj}};
 }
 
 StatusOr<json> Service::ListVolumes(const std::string& name_filter) {
@@ -1625,15 +1637,21 @@ StatusOr<json> Service::VolumeHeal(const std::string& id) {
   uint64_t pending = 0;
   for (const auto& b : bricks) {
     auto it = per_brick.find(b.id);
-    json e = it != per_brick.end() ? it->second
-                                   : json{{"brick", b.id}, {"pending", nullptr}, {"connected", false}};
+    json e = it != per_brick.end()
+                 ? it->second
+                 : json{{"brick", b.id}, {"pending", nullptr}, {"connected", false}};
     e["node"] = b.node_id;
     if (e["pending"].is_number()) pending += e["pending"].get<uint64_t>();
     bj.push_back(e);
   }
-  return json{{"volume", v.name},         {"id", v.id},         {"pending", pending},
-              {"split_brain", split},     {"bricks", bj},       {"nodes", nodes},
-              {"healed_objects", healed_objects}, {"healed_bytes", healed_bytes}};
+  return json{{"volume", v.name},
+              {"id", v.id},
+              {"pending", pending},
+              {"split_brain", split},
+              {"bricks", bj},
+              {"nodes", nodes},
+              {"healed_objects", healed_objects},
+              {"healed_bytes", healed_bytes}};
 }
 
 StatusOr<json> Service::Topology() {
@@ -1683,11 +1701,12 @@ std::string Service::Metrics() {
       used += a.ok() ? *a : 0;
     }
   }
-  out += "# HELP cairn_provisioner_capacity_bytes Device capacity, total and allocated to bricks.\n";
+  out +=
+      "# HELP cairn_provisioner_capacity_bytes Device capacity, total and allocated to bricks.\n";
   out += "# TYPE cairn_provisioner_capacity_bytes gauge\n";
   out += "cairn_provisioner_capacity_bytes{kind=\"total\"} " + std::to_string(total * 1024) + "\n";
-  out += "cairn_provisioner_capacity_bytes{kind=\"allocated\"} " + std::to_string(used * 1024) +
-         "\n";
+  out +=
+      "cairn_provisioner_capacity_bytes{kind=\"allocated\"} " + std::to_string(used * 1024) + "\n";
   std::lock_guard l(metrics_mu_);
   out += "# HELP cairn_provisioner_operations_total Finished operations by kind and result.\n";
   out += "# TYPE cairn_provisioner_operations_total counter\n";

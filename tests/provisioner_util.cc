@@ -53,7 +53,10 @@ HttpReply ProvisionerHttp::CallWithAuth(const std::string& method, const std::st
     return cli.Post(path, headers, body, "application/json");
   }();
   HttpReply out;
-  if (!r) return out;
+  if (!r) {
+    out.body = "no reply: " + httplib::to_string(r.error());  // status 0
+    return out;
+  }
   out.status = r->status;
   out.body = r->body;
   for (const auto& [k, v] : r->headers) out.headers[k] = v;
