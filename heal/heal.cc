@@ -269,8 +269,9 @@ void HealerImpl::SweepParked() {
 void HealerImpl::Run() {
   auto next_crawl = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
   std::unique_lock l(mu_);
+  auto wait = opt_.interval;
   while (!stopping()) {
-    cv_.wait_for(l, opt_.interval, [this] { return kick_ || crawl_ || stopping(); });
+    cv_.wait_for(l, wait, [this] { return kick_ || crawl_ || stopping(); });
     if (stopping()) break;
     const auto now = std::chrono::steady_clock::now();
     const bool crawl = crawl_ || (opt_.full_crawl_interval.count() > 0 && now >= next_crawl);
@@ -283,6 +284,8 @@ void HealerImpl::Run() {
       next_crawl = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
     }
     l.lock();
+    wait = quiet_ && opt_.idle_interval > opt_.interval ? std::min(wait * 2, opt_.idle_interval)
+                                                        : opt_.interval;
   }
 }
 
@@ -415,12 +418,15 @@ void HealerImpl::Pass() {
   };
   std::vector<Work> work;
   uint64_t dirty_total = 0;
+  bool all_up = true;
   const auto now = std::chrono::steady_clock::now();
   for (int s = 0; s < static_cast<int>(subs_.size()); ++s) {
     if (stopping()) return;
     const Subvolume& sub = subs_[s];
     if (sub.local < 0) continue;
-    if (!ProbeAndOwn(s)) {
+    const bool owner = ProbeAndOwn(s);
+    for (bool up : sub.reachable) all_up = all_up && up;
+    if (!owner) {
       std::lock_guard l(mu_);
       for (auto it = seen_.begin(); it != seen_.end();) {
         it = it->first.first == s ? seen_.erase(it) : std::next(it);
@@ -494,6 +500,10 @@ void HealerImpl::Pass() {
       if (in_progress_.count(key)) continue;
       work.push_back({s, id});
     }
+  }
+  {
+    std::lock_guard l(mu_);
+    quiet_ = all_up && dirty_total == 0 && work.empty();
   }
   if (work.empty()) {
     std::lock_guard l(mu_);

@@ -31,7 +31,13 @@ struct Options {
   std::string token;       // data token of the volume's bricks
   std::string local_node;  // this node's brickd address as written in the spec ("host:port")
   int parallel = 8;        // objects healed at once (bound)
-  std::chrono::milliseconds interval{250};        // dirty-index poll period
+  std::chrono::milliseconds interval{250};  // dirty-index poll period
+  // A volume that is quiet (no dirty entry, every replica reachable) is
+  // polled ever less often, doubling up to this (a node with hundreds of
+  // volumes must not spend its CPU polling them 4 times a second). A replica
+  // away or a dirty entry brings the period back to `interval` at once.
+  // 0 or <= interval: always `interval`.
+  std::chrono::milliseconds idle_interval{0};
   std::chrono::seconds full_crawl_interval{600};  // safety-net full crawl; 0 = never
   uint32_t block_size = 128 * 1024;               // data heal granularity (power of two, 4K..4M)
   std::chrono::milliseconds rpc_timeout{15000};

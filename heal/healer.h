@@ -201,6 +201,7 @@ class HealerImpl {
   // replica, id).
   std::set<std::tuple<int, int, Uuid>> parked_;
   bool had_work_ = false;
+  bool quiet_ = false;  // the last pass found nothing dirty and every replica up
   std::chrono::steady_clock::time_point pass_start_, last_progress_log_;
   uint64_t pass_healed_start_ = 0, pass_bytes_start_ = 0;
 };

@@ -134,6 +134,9 @@ int Run(int argc, char** argv) {
   flags.AddBool("heal", true, "run the self-heal daemon for the replicated volumes of this node");
   flags.AddInt("heal-parallel", 8, "objects healed at once per volume");
   flags.AddInt("heal-interval-ms", 250, "how often the dirty indexes are polled");
+  flags.AddInt("heal-idle-interval-ms", 4000,
+               "a quiet volume (nothing dirty, every replica up) is polled ever less often, "
+               "up to this");
   flags.AddInt("heal-full-crawl-s", 600, "period of the safety-net full crawl; 0: never");
   flags.AddInt("heal-block-size", 128 * 1024,
                "data heal granularity in bytes (power of two, 4 KiB .. 4 MiB)");
@@ -362,6 +365,7 @@ int Run(int argc, char** argv) {
     ho.token = *data_token;
     ho.parallel = static_cast<int>(flags.GetInt("heal-parallel"));
     ho.interval = std::chrono::milliseconds(flags.GetInt("heal-interval-ms"));
+    ho.idle_interval = std::chrono::milliseconds(flags.GetInt("heal-idle-interval-ms"));
     ho.full_crawl_interval = std::chrono::seconds(flags.GetInt("heal-full-crawl-s"));
     ho.block_size = static_cast<uint32_t>(flags.GetInt("heal-block-size"));
     heal = std::make_unique<HealEngine>(ho);
