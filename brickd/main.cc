@@ -27,21 +27,6 @@
 namespace cairn::brickd {
 namespace {
 
-// Splits "host:port" (the port may be 0: any free port).
-StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("address must be host:port, got '" + addr + "'");
-  }
-  int port = -1;
-  try {
-    port = std::stoi(addr.substr(colon + 1));
-  } catch (...) {
-  }
-  if (port < 0 || port > 65535) return Status::InvalidArgument("bad port in '" + addr + "'");
-  return std::make_pair(addr.substr(0, colon), port);
-}
-
 void RaiseFdLimit() {
   struct rlimit rl;
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

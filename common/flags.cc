@@ -185,4 +185,18 @@ bool Flags::IsSet(const std::string& name) const {
   return it != flags_.end() && it->second.set;
 }
 
+StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("address must be host:port, got '" + address + "'");
+  }
+  const std::string port_text = address.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port_text) > 65535) {
+    return Status::InvalidArgument("bad port in '" + address + "'");
+  }
+  return std::make_pair(address.substr(0, colon), std::stoi(port_text));
+}
+
 }  // namespace cairn

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -72,5 +73,9 @@ class Flags {
   std::vector<std::string> positional_;
   bool help_ = false;
 };
+
+// Splits a "host:port" flag value (port 0..65535; 0: any free port).
+// InvalidArgument naming the value otherwise.
+StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& address);
 
 }  // namespace cairn

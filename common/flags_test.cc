@@ -347,5 +347,21 @@ TEST_F(ListFlagsTest, UsageSaysRepeatable) {
       << flags_.Usage();
 }
 
+TEST(SplitHostPort, SplitsAndRefusesBadPorts) {
+  auto a = SplitHostPort("127.0.0.2:24007");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->first, "127.0.0.2");
+  EXPECT_EQ(a->second, 24007);
+  auto any = SplitHostPort("[::1]:0");
+  ASSERT_TRUE(any.ok());
+  EXPECT_EQ(any->first, "[::1]");
+  EXPECT_EQ(any->second, 0);
+  for (const char* bad : {"", "host", ":80", "h:", "h:x", "h:-1", "h:65536", "h:123456", "h:8 0"}) {
+    auto r = SplitHostPort(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace cairn

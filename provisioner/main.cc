@@ -30,20 +30,6 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr size_t kMinKeyBytes = 16;
 
-StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("address must be host:port, got '" + addr + "'");
-  }
-  const std::string port_text = addr.substr(colon + 1);
-  if (port_text.empty() || port_text.size() > 5 ||
-      port_text.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoi(port_text) > 65535) {
-    return Status::InvalidArgument("bad port in '" + addr + "'");
-  }
-  return std::make_pair(addr.substr(0, colon), std::stoi(port_text));
-}
-
 // A key from its file flag, else from the environment. Never logged.
 StatusOr<std::string> LoadKey(const Flags& flags, const std::string& flag, const char* env,
                               bool required) {

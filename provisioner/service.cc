@@ -35,6 +35,19 @@ std::vector<Status> Parallel(size_t n, F fn) {
   return out;
 }
 
+// A new operation row: pending, or already done (for changes that are
+// immediate but answer through the queue as Heketi's do).
+OpRow NewOp(const std::string& kind, const std::string& target, bool done) {
+  OpRow op;
+  op.id = NewId();
+  op.kind = kind;
+  op.target = target;
+  op.state = done ? "done" : "pending";
+  op.created_ms = NowMs();
+  if (done) op.finished_ms = op.created_ms;
+  return op;
+}
+
 Status FirstError(const std::vector<Status>& v) {
   for (const auto& s : v) {
     if (!s.ok()) return s;
@@ -543,12 +556,7 @@ StatusOr<std::string> Service::AddNode(const json& body) {
   manage = WithDefaultPort(manage);
   CAIRN_ASSIGN_OR_RETURN(auto existing, store_->FindNodeByManage(manage));
   if (existing) return Status::AlreadyExists("node " + manage + " already exists: " + existing->id);
-  OpRow op;
-  op.id = NewId();
-  op.kind = "node.add";
-  op.target = NewId();  // the node's id to be
-  op.state = "pending";
-  op.created_ms = NowMs();
+  OpRow op = NewOp("node.add", NewId(), /*done=*/false);  // the node's id to be
   op.payload = {{"cluster", cluster},
                 {"manage", manage},
                 {"storage", storage},
@@ -707,11 +715,7 @@ StatusOr<std::string> Service::DeleteNode(const std::string& id) {
                                    std::to_string(devices.size()) + " devices");
     }
     CAIRN_RETURN_IF_ERROR(store_->DeleteNode(id));
-    op.id = NewId();
-    op.kind = "node.delete";
-    op.target = id;
-    op.state = "done";
-    op.created_ms = op.finished_ms = NowMs();
+    op = NewOp("node.delete", id, /*done=*/true);
     return store_->InsertOp(op);
   });
   CAIRN_RETURN_IF_ERROR(s);
@@ -729,11 +733,7 @@ StatusOr<std::string> Service::SetNodeState(const std::string& id, const json& b
     CAIRN_ASSIGN_OR_RETURN(auto n, store_->GetNode(id));
     n.state = state;
     CAIRN_RETURN_IF_ERROR(store_->UpdateNode(n));
-    op.id = NewId();
-    op.kind = "node.state";
-    op.target = id;
-    op.state = "done";
-    op.created_ms = op.finished_ms = NowMs();
+    op = NewOp("node.state", id, /*done=*/true);
     return store_->InsertOp(op);
   });
   CAIRN_RETURN_IF_ERROR(s);
@@ -811,11 +811,7 @@ StatusOr<std::string> Service::AddDevice(const json& body) {
     d.state = "adding";
     d.tags = tags;
     CAIRN_RETURN_IF_ERROR(store_->InsertDevice(d));
-    op.id = NewId();
-    op.kind = "device.add";
-    op.target = d.id;
-    op.state = "pending";
-    op.created_ms = NowMs();
+    op = NewOp("device.add", d.id, /*done=*/false);
     op.payload = {{"capacity_kib", capacity_kib}};
     return store_->InsertOp(op);
   });
@@ -862,11 +858,7 @@ StatusOr<std::string> Service::DeleteDevice(const std::string& id) {
     if (pending) return Status::AlreadyExists("device " + d.name + " is busy: " + pending->kind);
     d.state = "deleting";
     CAIRN_RETURN_IF_ERROR(store_->UpdateDevice(d));
-    op.id = NewId();
-    op.kind = "device.delete";
-    op.target = id;
-    op.state = "pending";
-    op.created_ms = NowMs();
+    op = NewOp("device.delete", id, /*done=*/false);
     return store_->InsertOp(op);
   });
   CAIRN_RETURN_IF_ERROR(s);
@@ -903,11 +895,7 @@ StatusOr<std::string> Service::SetDeviceState(const std::string& id, const json&
     }
     d.state = state;
     CAIRN_RETURN_IF_ERROR(store_->UpdateDevice(d));
-    op.id = NewId();
-    op.kind = "device.state";
-    op.target = id;
-    op.state = "done";
-    op.created_ms = op.finished_ms = NowMs();
+    op = NewOp("device.state", id, /*done=*/true);
     return store_->InsertOp(op);
   });
   CAIRN_RETURN_IF_ERROR(s);
@@ -916,12 +904,7 @@ StatusOr<std::string> Service::SetDeviceState(const std::string& id, const json&
 
 StatusOr<std::string> Service::ResyncDevice(const std::string& id) {
   CAIRN_RETURN_IF_ERROR(store_->GetDevice(id).status());
-  OpRow op;
-  op.id = NewId();
-  op.kind = "device.resync";
-  op.target = id;
-  op.state = "pending";
-  op.created_ms = NowMs();
+  OpRow op = NewOp("device.resync", id, /*done=*/false);
   CAIRN_RETURN_IF_ERROR(store_->InsertOp(op));
   return Enqueue(op);
 }
@@ -1058,13 +1041,8 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
     if (v.state == "deleting") return Status::AlreadyExists("volume " + name + " is being deleted");
     CAIRN_ASSIGN_OR_RETURN(auto pending, store_->PendingOpFor(v.id));
     if (pending) return pending->id;
-    OpRow op;
-    op.id = NewId();
-    op.kind = "volume.create";
-    op.target = v.id;
-    op.state = "done";
+    OpRow op = NewOp("volume.create", v.id, /*done=*/true);
     op.result = "/volumes/" + v.id;
-    op.created_ms = op.finished_ms = NowMs();
     op.payload = {{"existing", true}};
     CAIRN_RETURN_IF_ERROR(store_->InsertOp(op));
     return op.id;
@@ -1109,11 +1087,7 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
   v.state = "creating";
   v.generation = 1;
   v.created_ms = NowMs();
-  OpRow op;
-  op.id = NewId();
-  op.kind = "volume.create";
-  op.target = v.id;
-  op.state = "pending";
+  OpRow op = NewOp("volume.create", v.id, /*done=*/false);
   op.created_ms = v.created_ms;
   Status s = store_->Tx([&] {
     CAIRN_RETURN_IF_ERROR(store_->InsertVolume(v));
@@ -1298,11 +1272,7 @@ StatusOr<std::string> Service::DeleteVolume(const std::string& id) {
     }
     v.state = "deleting";
     CAIRN_RETURN_IF_ERROR(store_->UpdateVolume(v));
-    op.id = NewId();
-    op.kind = "volume.delete";
-    op.target = id;
-    op.state = "pending";
-    op.created_ms = NowMs();
+    op = NewOp("volume.delete", id, /*done=*/false);
     return store_->InsertOp(op);
   });
   CAIRN_RETURN_IF_ERROR(s);
@@ -1372,12 +1342,7 @@ StatusOr<std::string> Service::ExpandVolume(const std::string& id, const json& b
     }
     added = std::move(*placed);
   }
-  OpRow op;
-  op.id = NewId();
-  op.kind = "volume.expand";
-  op.target = v.id;
-  op.state = "pending";
-  op.created_ms = NowMs();
+  OpRow op = NewOp("volume.expand", v.id, /*done=*/false);
   json old_sizes = json::object();
   for (const auto& b : bricks) old_sizes[b.id] = b.size_kib;
   json new_bricks = json::array();

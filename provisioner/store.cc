@@ -158,6 +158,10 @@ class Store::Stmt {
     auto j = nlohmann::json::parse(Text(i), nullptr, false);
     return j.is_discarded() ? nlohmann::json::object() : j;
   }
+  template <class Read>
+  auto All(Read read) -> StatusOr<std::vector<decltype(read(*this))>>;
+  template <class Read>
+  auto First(Read read) -> StatusOr<std::optional<decltype(read(*this))>>;
 
  private:
   sqlite3* db_;
@@ -165,6 +169,27 @@ class Store::Stmt {
   int rc_ = SQLITE_OK;
   int n_ = 0;
 };
+
+// Every row of `q`, each read with `read(q)`.
+template <class Read>
+auto Store::Stmt::All(Read read) -> StatusOr<std::vector<decltype(read(*this))>> {
+  std::vector<decltype(read(*this))> out;
+  for (;;) {
+    auto r = Step();
+    if (!r.ok()) return r.status();
+    if (!*r) return out;
+    out.push_back(read(*this));
+  }
+}
+
+// The first row of `q`, if any.
+template <class Read>
+auto Store::Stmt::First(Read read) -> StatusOr<std::optional<decltype(read(*this))>> {
+  auto r = Step();
+  if (!r.ok()) return r.status();
+  if (!*r) return std::optional<decltype(read(*this))>();
+  return std::optional<decltype(read(*this))>(read(*this));
+}
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
@@ -265,14 +290,7 @@ Status Store::UpdateCluster(const ClusterRow& c) {
 StatusOr<std::vector<ClusterRow>> Store::ListClusters() {
   std::lock_guard l(mu_);
   Stmt q(db_, "SELECT id, file, block FROM clusters ORDER BY rowid");
-  std::vector<ClusterRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back({q.Text(0), q.Int(1) != 0, q.Int(2) != 0});
-  }
-  return out;
+  return q.All([](Stmt& q) { return ClusterRow{q.Text(0), q.Int(1) != 0, q.Int(2) != 0}; });
 }
 
 StatusOr<ClusterRow> Store::GetCluster(const std::string& id) {
@@ -335,20 +353,14 @@ StatusOr<std::optional<NodeRow>> Store::FindNodeByName(const std::string& name) 
   std::lock_guard l(mu_);
   Stmt q(db_, (std::string("SELECT ") + kNodeCols + " FROM nodes WHERE name=?").c_str());
   q.Bind(name);
-  auto r = q.Step();
-  if (!r.ok()) return r.status();
-  if (!*r) return std::optional<NodeRow>();
-  return std::optional<NodeRow>(CAIRN_READ_NODE(q));
+  return q.First([](Stmt& q) { return CAIRN_READ_NODE(q); });
 }
 
 StatusOr<std::optional<NodeRow>> Store::FindNodeByManage(const std::string& manage) {
   std::lock_guard l(mu_);
   Stmt q(db_, (std::string("SELECT ") + kNodeCols + " FROM nodes WHERE manage=?").c_str());
   q.Bind(manage);
-  auto r = q.Step();
-  if (!r.ok()) return r.status();
-  if (!*r) return std::optional<NodeRow>();
-  return std::optional<NodeRow>(CAIRN_READ_NODE(q));
+  return q.First([](Stmt& q) { return CAIRN_READ_NODE(q); });
 }
 
 StatusOr<std::vector<NodeRow>> Store::ListNodes(const std::string& cluster_id) {
@@ -358,14 +370,7 @@ StatusOr<std::vector<NodeRow>> Store::ListNodes(const std::string& cluster_id) {
   sql += " ORDER BY name";
   Stmt q(db_, sql.c_str());
   if (!cluster_id.empty()) q.Bind(cluster_id);
-  std::vector<NodeRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_NODE(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_NODE(q); });
 }
 
 Status Store::DeleteNode(const std::string& id) {
@@ -420,14 +425,7 @@ StatusOr<std::vector<DeviceRow>> Store::ListDevices(const std::string& node_id) 
   sql += " ORDER BY node_id, name";
   Stmt q(db_, sql.c_str());
   if (!node_id.empty()) q.Bind(node_id);
-  std::vector<DeviceRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_DEVICE(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_DEVICE(q); });
 }
 
 Status Store::DeleteDevice(const std::string& id) {
@@ -500,10 +498,7 @@ StatusOr<std::optional<VolumeRow>> Store::FindVolumeByName(const std::string& na
   std::lock_guard l(mu_);
   Stmt q(db_, (std::string("SELECT ") + kVolumeCols + " FROM volumes WHERE name=?").c_str());
   q.Bind(name);
-  auto r = q.Step();
-  if (!r.ok()) return r.status();
-  if (!*r) return std::optional<VolumeRow>();
-  return std::optional<VolumeRow>(CAIRN_READ_VOLUME(q));
+  return q.First([](Stmt& q) { return CAIRN_READ_VOLUME(q); });
 }
 
 StatusOr<std::vector<VolumeRow>> Store::ListVolumes(const std::string& cluster_id) {
@@ -513,14 +508,7 @@ StatusOr<std::vector<VolumeRow>> Store::ListVolumes(const std::string& cluster_i
   sql += " ORDER BY created_ms, id";
   Stmt q(db_, sql.c_str());
   if (!cluster_id.empty()) q.Bind(cluster_id);
-  std::vector<VolumeRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_VOLUME(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_VOLUME(q); });
 }
 
 Status Store::DeleteVolume(const std::string& id) {
@@ -562,14 +550,7 @@ StatusOr<std::vector<BrickRow>> Store::ListBricks(const std::string& volume_id) 
   sql += " ORDER BY volume_id, subvolume, position";
   Stmt q(db_, sql.c_str());
   if (!volume_id.empty()) q.Bind(volume_id);
-  std::vector<BrickRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_BRICK(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_BRICK(q); });
 }
 
 StatusOr<std::vector<BrickRow>> Store::ListBricksOnDevice(const std::string& device_id) {
@@ -578,14 +559,7 @@ StatusOr<std::vector<BrickRow>> Store::ListBricksOnDevice(const std::string& dev
                " FROM bricks WHERE device_id=? ORDER BY volume_id, subvolume, position")
                   .c_str());
   q.Bind(device_id);
-  std::vector<BrickRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_BRICK(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_BRICK(q); });
 }
 
 // --------------------------------------------------------------------------
@@ -637,14 +611,7 @@ StatusOr<std::vector<OpRow>> Store::ListOps(const std::string& state) {
          (std::string("SELECT ") + kOpCols + " FROM ops WHERE state=? ORDER BY created_ms, rowid")
              .c_str());
   q.Bind(state);
-  std::vector<OpRow> out;
-  for (;;) {
-    auto r = q.Step();
-    if (!r.ok()) return r.status();
-    if (!*r) break;
-    out.push_back(CAIRN_READ_OP(q));
-  }
-  return out;
+  return q.All([](Stmt& q) { return CAIRN_READ_OP(q); });
 }
 
 StatusOr<std::optional<OpRow>> Store::PendingOpFor(const std::string& target) {
@@ -653,10 +620,7 @@ StatusOr<std::optional<OpRow>> Store::PendingOpFor(const std::string& target) {
                " FROM ops WHERE target=? AND state='pending' ORDER BY created_ms LIMIT 1")
                   .c_str());
   q.Bind(target);
-  auto r = q.Step();
-  if (!r.ok()) return r.status();
-  if (!*r) return std::optional<OpRow>();
-  return std::optional<OpRow>(CAIRN_READ_OP(q));
+  return q.First([](Stmt& q) { return CAIRN_READ_OP(q); });
 }
 
 Status Store::PruneOps(int64_t before_ms) {

@@ -45,22 +45,6 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-// Splits "host:port" (the port may be 0: any free port).
-StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& addr) {
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("address must be host:port, got '" + addr + "'");
-  }
-  const std::string port_text = addr.substr(colon + 1);
-  if (port_text.empty() || port_text.size() > 5 ||
-      port_text.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::InvalidArgument("bad port in '" + addr + "'");
-  }
-  int port = std::stoi(port_text);
-  if (port > 65535) return Status::InvalidArgument("bad port in '" + addr + "'");
-  return std::make_pair(addr.substr(0, colon), port);
-}
-
 std::string Absolute(const std::string& path) {
   char real[PATH_MAX];
   return ::realpath(path.c_str(), real) != nullptr ? std::string(real) : path;
