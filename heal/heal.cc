@@ -49,6 +49,20 @@ std::string VersionText(const pb::Version& v) {
          std::to_string(v.entry());
 }
 
+// One connection per brickd for every healer of the process: a node with
+// hundreds of volumes would otherwise hold hundreds of connections to each
+// brickd (and each costs the brickd memory). Kept while a healer uses it.
+static std::shared_ptr<client::Node> SharedNode(const std::string& address) {
+  static std::mutex mu;
+  static std::map<std::string, std::weak_ptr<client::Node>> nodes;
+  std::lock_guard l(mu);
+  auto& weak = nodes[address];
+  if (auto node = weak.lock()) return node;
+  auto node = std::make_shared<client::Node>(address);
+  weak = node;
+  return node;
+}
+
 // ---------------------------------------------------------------------------
 
 HealerImpl::HealerImpl(client::VolumeSpec spec, Options options)
@@ -60,7 +74,7 @@ HealerImpl::HealerImpl(client::VolumeSpec spec, Options options)
     for (const auto& b : sv) {
       client::Node*& node = by_addr[b.node];
       if (node == nullptr) {
-        nodes_.push_back(std::make_unique<client::Node>(b.node));
+        nodes_.push_back(SharedNode(b.node));
         node = nodes_.back().get();
       }
       if (b.node == opt_.local_node) sub.local = static_cast<int>(sub.replicas.size());

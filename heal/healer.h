@@ -140,7 +140,7 @@ class HealerImpl {
   const client::VolumeSpec spec_;
   const Options opt_;
   const std::string client_id_ = Uuid::Random().Raw();
-  std::vector<std::unique_ptr<client::Node>> nodes_;
+  std::vector<std::shared_ptr<client::Node>> nodes_;  // shared with other healers
   std::vector<Subvolume> subs_;
   // Digest of a whole zero block of options.block_size.
   std::string zero_digest_;
