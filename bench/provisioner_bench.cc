@@ -1586,10 +1586,10 @@ int Main(int argc, char** argv) {
       "quick", false,
       "smoke run: --volumes 50 --sequential 10 --gluster-volumes 10 (explicit flags win)");
   flags.AddString("only", "both", "cairn, gluster or both");
-  flags.AddBool("keep", false,
-                "keep the temporary directory (state, logs, profiles) and the loop image (unmounted); "
-                "processes are stopped and the loop file system unmounted regardless")); processes are stopped and the loop "
-                "file system removed regardless");
+  flags.AddBool(
+      "keep", false,
+      "keep the temporary directory (state, logs, profiles) and the loop image (unmounted); "
+      "processes are stopped and the loop file system unmounted regardless");
   flags.AddString("json", "", "also write the JSON result to this file");
   flags.AddString("workdir", "/tmp",
                   "directory in which a fresh temporary directory is made (removed at exit)");

@@ -637,13 +637,13 @@ TEST(HttpEdge, SuccessAndRedirectRepliesAreOk) {
 
 TEST(HttpEdge, StatusFromHttpMapsErrorReplies) {
   const std::pair<int, StatusCode> cases[] = {
-      {400, StatusCode::kInvalidArgument},  {401, StatusCode::kUnauthenticated},
-      {403, StatusCode::kPermissionDenied}, {404, StatusCode::kNotFound},
-      {409, StatusCode::kAlreadyExists},    {418, StatusCode::kFailedPrecondition},
-      {422, StatusCode::kInvalidArgument},  {429, StatusCode::kResourceExhausted},
-      {499, StatusCode::kCancelled},        {500, StatusCode::kInternal},
-      {501, StatusCode::kUnimplemented},    {502, StatusCode::kUnavailable},
-      {503, StatusCode::kUnavailable},      {504, StatusCode::kDeadlineExceeded},
+      {400, StatusCode::kInvalidArgument},   {401, StatusCode::kUnauthenticated},
+      {403, StatusCode::kPermissionDenied},  {404, StatusCode::kNotFound},
+      {409, StatusCode::kAlreadyExists},     {418, StatusCode::kFailedPrecondition},
+      {422, StatusCode::kInvalidArgument},   {429, StatusCode::kResourceExhausted},
+      {499, StatusCode::kCancelled},         {500, StatusCode::kInternal},
+      {501, StatusCode::kUnimplemented},     {502, StatusCode::kUnavailable},
+      {503, StatusCode::kUnavailable},       {504, StatusCode::kDeadlineExceeded},
       {507, StatusCode::kResourceExhausted},
   };
   for (const auto& [http, code] : cases) {
