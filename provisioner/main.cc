@@ -169,6 +169,9 @@ int Main(int argc, char** argv) {
   const size_t http_threads =
       static_cast<size_t>(std::max<int64_t>(2, flags.GetInt("http-threads")));
   server->new_task_queue = [http_threads] { return new httplib::ThreadPool(http_threads); };
+  // Answers go out at once, not after the client's delayed ACK (~35 ms per
+  // request without it, measured by bench/provisioner_bench).
+  server->set_tcp_nodelay(true);
   api.Install(*server);
   const int port = Bind(*server, listen->first, listen->second);
   if (port <= 0) {
