@@ -195,20 +195,6 @@ int64_t SumProcStatus(const std::vector<pid_t>& pids, std::string_view key) {
   return pids.empty() ? -1 : sum;
 }
 
-std::vector<std::string> ProcCmdline(pid_t pid) {
-  std::vector<std::string> args;
-  auto text = ReadText(fmt::format("/proc/{}/cmdline", pid));
-  if (!text) return args;
-  size_t start = 0;
-  while (start < text->size()) {
-    size_t end = text->find('\0', start);
-    if (end == std::string::npos) end = text->size();
-    args.push_back(text->substr(start, end - start));
-    start = end + 1;
-  }
-  return args;
-}
-
 std::vector<pid_t> AllPids() {
   std::vector<pid_t> pids;
   std::error_code ec;
@@ -274,7 +260,7 @@ std::vector<pid_t> ProcessesNaming(const std::string& needle, pid_t except) {
   std::vector<pid_t> out;
   for (pid_t pid : AllPids()) {
     if (pid == ::getpid() || pid == except) continue;
-    if (Join(ProcCmdline(pid), " ").find(needle) != std::string::npos && ProcessAlive(pid)) {
+    if (Join(ProcessCmdline(pid), " ").find(needle) != std::string::npos && ProcessAlive(pid)) {
       out.push_back(pid);
     }
   }
@@ -284,7 +270,7 @@ std::vector<pid_t> ProcessesNaming(const std::string& needle, pid_t except) {
 std::vector<pid_t> ProcessesCalled(const std::string& name) {
   std::vector<pid_t> out;
   for (pid_t pid : AllPids()) {
-    auto args = ProcCmdline(pid);
+    auto args = ProcessCmdline(pid);
     if (!args.empty() && fs::path(args[0]).filename() == name && ProcessAlive(pid)) {
       out.push_back(pid);
     }
@@ -299,6 +285,24 @@ void KillByPid(pid_t pid) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+}
+
+std::vector<std::string> ReapProcessesNaming(const std::string& needle, pid_t except,
+                                             std::chrono::milliseconds timeout,
+                                             std::string_view when) {
+  std::vector<pid_t> left = ProcessesNaming(needle, except);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    left = ProcessesNaming(needle, except);
+  }
+  std::vector<std::string> killed;
+  for (pid_t pid : left) {
+    killed.push_back(fmt::format("pid {} ({}) still running after {}; killed it", pid,
+                                 Join(ProcessCmdline(pid), " "), when));
+    KillByPid(pid);
+  }
+  return killed;
 }
 
 std::string ListenSocket::ToString() const {
@@ -399,23 +403,7 @@ json SocketsJson(const std::vector<ListenSocket>& sockets) {
 
 // ---- Mounts.
 
-namespace {
-
-// Undoes mountinfo's octal escapes (\040 for a space, ...).
-std::string UnescapeMountField(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
-      out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::vector<MountEntry> ReadMounts() {
   std::vector<MountEntry> out;
@@ -1583,7 +1571,7 @@ Status GlusterDaemon::WaitForBricksOnline(const std::string& volume, int bricks,
 std::vector<pid_t> GlusterDaemon::BrickProcesses() {
   std::vector<pid_t> out;
   for (pid_t pid : ProcessesNaming(dir_.string() + "/", this->pid())) {
-    auto args = ProcCmdline(pid);
+    auto args = ProcessCmdline(pid);
     if (args.empty() || fs::path(args[0]).filename() != "glusterfsd") continue;
     out.push_back(pid);
     for (size_t i = 0; i + 1 < args.size(); ++i) {
@@ -1595,7 +1583,7 @@ std::vector<pid_t> GlusterDaemon::BrickProcesses() {
 
 void GlusterDaemon::RememberSockets() {
   for (pid_t pid : ProcessesNaming(dir_.string() + "/", this->pid())) {
-    auto args = ProcCmdline(pid);
+    auto args = ProcessCmdline(pid);
     for (size_t i = 0; i + 1 < args.size(); ++i) {
       if (args[i] == "-S" || args[i] == "--socket-file") sockets_.insert(args[i + 1]);
     }
@@ -1633,16 +1621,9 @@ void GlusterDaemon::Stop(std::string* shutdown) {
   const std::string needle = dir_.string() + "/";
   const pid_t glusterd_pid = pid();
   RememberSockets();
-  std::vector<pid_t> left = ProcessesNaming(needle, glusterd_pid);
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (!left.empty() && Clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    left = ProcessesNaming(needle, glusterd_pid);
-  }
-  for (pid_t pid : left) {
-    Problem(fmt::format("pid {} ({}) still running after the volumes stopped; killing it", pid,
-                        Join(ProcCmdline(pid), " ")));
-    KillByPid(pid);
+  for (const std::string& p :
+       ReapProcessesNaming(needle, glusterd_pid, std::chrono::seconds(10), "the volumes stopped")) {
+    Problem(p);
   }
   if (glusterd_ != nullptr) {
     const double ms = glusterd_->Stop(std::chrono::seconds(10));
@@ -1653,7 +1634,7 @@ void GlusterDaemon::Stop(std::string* shutdown) {
   }
   // Anything else still running that names our directory (nothing, normally).
   for (pid_t pid : ProcessesNaming(needle, 0)) {
-    Problem(fmt::format("stray process {} ({}); killing it", pid, Join(ProcCmdline(pid), " ")));
+    Problem(fmt::format("stray process {} ({}); killing it", pid, Join(ProcessCmdline(pid), " ")));
     KillByPid(pid);
   }
   // The brick processes' unix sockets, then empty entries glusterd created.

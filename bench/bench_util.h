@@ -106,7 +106,6 @@ inline int64_t ProcStatusNumber(pid_t pid, std::string_view key) {
 }
 // The sum of ProcStatusNumber over `pids` (unreadable ones count 0); -1 for no pids.
 int64_t SumProcStatus(const std::vector<pid_t>& pids, std::string_view key);
-std::vector<std::string> ProcCmdline(pid_t pid);
 std::vector<pid_t> AllPids();
 // Parent pid and state letter from /proc/<pid>/stat; ppid -1 if the process is gone.
 std::pair<pid_t, char> ProcParentAndState(pid_t pid);
@@ -124,6 +123,12 @@ std::vector<pid_t> ProcessesNaming(const std::string& needle, pid_t except);
 std::vector<pid_t> ProcessesCalled(const std::string& name);
 // SIGTERM to one process by pid, SIGKILL if it is still there 5 s later.
 void KillByPid(pid_t pid);
+// Waits up to `timeout` for the processes (other than `except`) naming `needle` to end by
+// themselves, then kills those left by pid. Returns one line per process killed:
+// "pid N (CMDLINE) still running after WHEN; killed it".
+std::vector<std::string> ReapProcessesNaming(const std::string& needle, pid_t except,
+                                             std::chrono::milliseconds timeout,
+                                             std::string_view when);
 
 struct ListenSocket {
   std::string address;

@@ -350,7 +350,7 @@ class GlusterHealTarget : public HealTarget {
     }
     const pid_t pid = bricks[index].pid;
     // Only ever our own brick process: a glusterfsd serving the brick under our directory.
-    const auto args = ProcCmdline(pid);
+    const auto args = ProcessCmdline(pid);
     if (args.empty() || fs::path(args[0]).filename() != "glusterfsd" ||
         Join(args, " ").find(cluster_->brick_dir(opt_.down_replica).string()) ==
             std::string::npos) {
@@ -541,9 +541,9 @@ class CairnCluster : public HealTarget {
     CAIRN_ASSIGN_OR_RETURN(json node, CtlJson(n, {"node"}));
     const int brickd = JsonInt(node, "brickd_pid");
     if (brickd <= 0) return Status::Internal("storagectl node shows no brickd pid: " + node.dump());
-    if (Join(ProcCmdline(brickd), " ").find(dir_.string() + "/") == std::string::npos) {
+    if (Join(ProcessCmdline(brickd), " ").find(dir_.string() + "/") == std::string::npos) {
       return Status::Internal(fmt::format("brickd pid {} ({}) is not one of ours", brickd,
-                                          Join(ProcCmdline(brickd), " ")));
+                                          Join(ProcessCmdline(brickd), " ")));
     }
     // storaged first (our child: Kill() reaps it), so that it does not restart brickd; then
     // brickd (its own session: reparented to init once storaged died).
@@ -645,18 +645,9 @@ class CairnCluster : public HealTarget {
       }
     }
     const std::string needle = dir_.string() + "/";
-    std::vector<pid_t> left = ProcessesNaming(needle, 0);
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (!left.empty() && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      left = ProcessesNaming(needle, 0);
-    }
-    for (pid_t pid : left) {
-      problems_.push_back(
-          fmt::format("pid {} ({}) still running after its storaged stopped; "
-                      "killed it",
-                      pid, Join(ProcCmdline(pid), " ")));
-      KillByPid(pid);
+    for (std::string& p :
+         ReapProcessesNaming(needle, 0, std::chrono::seconds(10), "its storaged stopped")) {
+      problems_.push_back(std::move(p));
     }
   }
 

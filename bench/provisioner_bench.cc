@@ -766,7 +766,7 @@ class CairnCluster {
       json pj = json::parse(pid_text, nullptr, false);
       n.brickd_pid = pj.is_object() ? pj.value("pid", 0) : 0;
       if (n.brickd_pid <= 0 ||
-          Join(ProcCmdline(n.brickd_pid), " ").find(n.dir.string() + "/") == std::string::npos) {
+          Join(ProcessCmdline(n.brickd_pid), " ").find(n.dir.string() + "/") == std::string::npos) {
         return Status::Internal(
             fmt::format("{}: brickd.pid names no brickd of ours: {}", n.name, pid_text));
       }
@@ -841,18 +841,9 @@ class CairnCluster {
       }
     }
     const std::string needle = dir_.string() + "/";
-    std::vector<pid_t> left = ProcessesNaming(needle, 0);
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (!left.empty() && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      left = ProcessesNaming(needle, 0);
-    }
-    for (pid_t pid : left) {
-      problems_.push_back(
-          fmt::format("pid {} ({}) still running after its parent stopped; "
-                      "killed it",
-                      pid, Join(ProcCmdline(pid), " ")));
-      KillByPid(pid);
+    for (std::string& p :
+         ReapProcessesNaming(needle, 0, std::chrono::seconds(10), "its parent stopped")) {
+      problems_.push_back(std::move(p));
     }
   }
 
@@ -1160,7 +1151,7 @@ Status RunCairn(const Options& opt, CairnCluster& cluster, const fs::path& root,
     NodeFigures& nf = f->nodes[i];
     int count = 0;
     for (pid_t pid : ProcessesNaming(n.dir.string() + "/", 0)) {
-      auto args = ProcCmdline(pid);
+      auto args = ProcessCmdline(pid);
       if (!args.empty() && fs::path(args[0]).filename() == "brickd") ++count;
     }
     nf.brickd_processes = count;

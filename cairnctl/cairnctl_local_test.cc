@@ -88,7 +88,7 @@ class CairnctlLocalCluster : public ::testing::Test {
     }
     // Belt and braces: a recorded process still running is killed by pid.
     for (const auto& [pid, binary] : recorded) {
-      auto args = ProcessArgs(pid);
+      auto args = ProcessCmdline(pid);
       if (!args.empty() && fs::path(args[0]).filename() == fs::path(binary).filename()) {
         ADD_FAILURE() << binary << " (pid " << pid << ") survived local down";
         ::kill(pid, SIGKILL);
@@ -225,7 +225,7 @@ TEST_F(CairnctlLocalCluster, UpCreateMountWriteListDown) {
   auto procs = RecordedProcesses();
   ASSERT_EQ(procs.size(), 4u);
   for (const auto& [pid, binary] : procs) {
-    EXPECT_FALSE(ProcessArgs(pid).empty()) << binary << " pid " << pid << " is not running";
+    EXPECT_FALSE(ProcessCmdline(pid).empty()) << binary << " pid " << pid << " is not running";
   }
 
   // Again: already up.
@@ -288,7 +288,7 @@ TEST_F(CairnctlLocalCluster, UpCreateMountWriteListDown) {
   EXPECT_FALSE(Mounted(mnt_));
   EXPECT_FALSE(fs::exists(dir_));
   for (const auto& [pid, binary] : procs) {
-    auto args = ProcessArgs(pid);
+    auto args = ProcessCmdline(pid);
     EXPECT_TRUE(args.empty() || fs::path(args[0]).filename() != fs::path(binary).filename())
         << binary << " (pid " << pid << ") still runs";
   }

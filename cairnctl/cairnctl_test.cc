@@ -1041,7 +1041,7 @@ TEST(CairnctlPieces, FindsBinariesBesideInTheBuildTreeAndOnPath) {
 
 TEST(CairnctlPieces, ProcessMatchingAndPorts) {
   const pid_t self = ::getpid();
-  auto args = ProcessArgs(self);
+  auto args = ProcessCmdline(self);
   ASSERT_FALSE(args.empty());
   EXPECT_FALSE(ProcessMatches(self, "storaged", "--state-dir=/x"));
   EXPECT_FALSE(ProcessMatches(self, args[0], "--not-an-arg"));

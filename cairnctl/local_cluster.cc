@@ -340,7 +340,7 @@ std::optional<Target> BrickdOf(const Proc& storaged) {
   if (pid <= 0) return std::nullopt;
   const std::string ready = storaged.state_dir + "/brickd.ready";
   auto ours = [pid, ready] {
-    auto args = ProcessArgs(pid);
+    auto args = ProcessCmdline(pid);
     if (args.empty() || BaseName(args[0]) != "brickd") return false;
     return std::any_of(args.begin(), args.end(), [&](const std::string& a) {
       return a.rfind("--ready-file", 0) == 0 && a.find(ready) != std::string::npos;
@@ -413,20 +413,6 @@ std::vector<std::string> StopProcs(const std::vector<Proc>& procs,
 
 // ---------------------------------------------------------------------------
 // Mounts.
-
-std::string UnescapeMountField(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string::npos) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 bool IsMountPoint(const std::string& path) {
   std::ifstream in("/proc/self/mountinfo");
@@ -605,27 +591,9 @@ StatusOr<std::string> FindBinary(const std::string& name, const std::string& bui
                       path != nullptr ? path : "");
 }
 
-std::vector<std::string> ProcessArgs(pid_t pid) {
-  std::vector<std::string> args;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  if (!in) return args;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::string cur;
-  for (char c : text) {
-    if (c == '\0') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) args.push_back(cur);
-  return args;
-}
-
 bool ProcessMatches(pid_t pid, const std::string& binary, const std::string& marker) {
   if (pid <= 0) return false;
-  auto args = ProcessArgs(pid);
+  auto args = ProcessCmdline(pid);
   if (args.empty() || BaseName(args[0]) != BaseName(binary)) return false;
   return std::find(args.begin() + 1, args.end(), marker) != args.end();
 }

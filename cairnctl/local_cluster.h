@@ -78,10 +78,6 @@ StatusOr<std::string> FindBinaryIn(const std::string& exe_dir, const std::string
 // The same from this executable's directory and $PATH.
 StatusOr<std::string> FindBinary(const std::string& name, const std::string& build_subdir);
 
-// The arguments of a running process (/proc/PID/cmdline); empty when it is
-// gone or a zombie.
-std::vector<std::string> ProcessArgs(pid_t pid);
-
 // True iff `pid` runs `binary` (same base name as argv[0]) with `marker`
 // among its arguments.
 bool ProcessMatches(pid_t pid, const std::string& binary, const std::string& marker);

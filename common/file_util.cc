@@ -86,4 +86,33 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+std::vector<std::string> ProcessCmdline(pid_t pid) {
+  std::vector<std::string> args;
+  auto text = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!text.ok()) return args;
+  size_t start = 0;
+  while (start < text->size()) {
+    size_t end = text->find('\0', start);
+    if (end == std::string::npos) end = text->size();
+    args.push_back(text->substr(start, end - start));
+    start = end + 1;
+  }
+  return args;
+}
+
+std::string UnescapeMountField(std::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size() &&
+        field.substr(i + 1, 3).find_first_not_of("01234567") == std::string_view::npos) {
+      out += static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                               (field[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += field[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace cairn

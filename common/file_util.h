@@ -4,8 +4,11 @@
 //   CAIRN_ASSIGN_OR_RETURN(std::string token, ReadSecretFile(path));
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
@@ -22,6 +25,13 @@ StatusOr<std::string> ReadFile(const std::string& path);
 // Returns the first line of `path` without surrounding white space; an empty
 // secret is InvalidArgument. Never logs the value.
 StatusOr<std::string> ReadSecretFile(const std::string& path);
+
+// The argv of process `pid`, from /proc/PID/cmdline (empty if it is gone or a
+// zombie).
+std::vector<std::string> ProcessCmdline(pid_t pid);
+
+// Undoes the octal escapes of a /proc/self/mountinfo field (\040 for a space).
+std::string UnescapeMountField(std::string_view field);
 
 // True iff `a` and `b` are equal, in time independent of where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

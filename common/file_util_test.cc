@@ -264,5 +264,21 @@ TEST(ConstantTimeEquals, DifferentLengthsAreUnequal) {
   EXPECT_FALSE(ConstantTimeEquals("", "x"));
 }
 
+TEST(ProcessCmdline, ReadsArgvOfALiveProcessAndNothingOfAGoneOne) {
+  auto self = ProcessCmdline(::getpid());
+  ASSERT_FALSE(self.empty());
+  EXPECT_NE(self[0].find("common_test"), std::string::npos) << self[0];
+  EXPECT_TRUE(ProcessCmdline(0).empty());
+  EXPECT_TRUE(ProcessCmdline(-5).empty());
+}
+
+TEST(UnescapeMountField, UndoesOctalEscapesOnly) {
+  EXPECT_EQ(UnescapeMountField("/mnt/a\\040b"), "/mnt/a b");
+  EXPECT_EQ(UnescapeMountField("x\\134y\\011"), "x\\y\t");
+  EXPECT_EQ(UnescapeMountField("plain"), "plain");
+  EXPECT_EQ(UnescapeMountField("bad\\09z"), "bad\\09z");  // 9 is not octal
+  EXPECT_EQ(UnescapeMountField("end\\04"), "end\\04");    // too short
+}
+
 }  // namespace
 }  // namespace cairn

@@ -78,23 +78,6 @@ void FuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
-// Undoes the octal escapes (\040 for a space, ...) of /proc/self/mountinfo.
-std::string UnescapeMountField(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      const std::string oct = s.substr(i + 1, 3);
-      if (oct.size() == 3 && oct.find_first_not_of("01234567") == std::string::npos) {
-        out += static_cast<char>(std::stoi(oct, nullptr, 8));
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
 struct MountEntry {
   std::string dev;  // "major:minor"
   std::string fstype;

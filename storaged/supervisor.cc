@@ -57,24 +57,6 @@ bool PidfdExited(int pidfd, milliseconds timeout) {
   }
 }
 
-// argv of process `pid` from /proc (empty if it is gone or a zombie).
-std::vector<std::string> Cmdline(pid_t pid) {
-  auto text = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-  std::vector<std::string> args;
-  if (!text.ok()) return args;
-  std::string cur;
-  for (char c : *text) {
-    if (c == '\0') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) args.push_back(cur);
-  return args;
-}
-
 bool HasArg(const std::vector<std::string>& args, const std::string& prefix) {
   return std::any_of(args.begin(), args.end(),
                      [&](const std::string& a) { return a.rfind(prefix, 0) == 0; });
@@ -371,7 +353,7 @@ Status BrickdSupervisor::TryAdopt(bool* adopted) {
   int recorded_port = j.value("port", 0);
   // Ours: a brickd writing the ready file of this state directory.
   auto is_ours = [&] {
-    auto args = Cmdline(pid);
+    auto args = ProcessCmdline(pid);
     return !args.empty() && Basename(args[0]) == "brickd" &&
            HasArg(args, "--ready-file=" + ready_file());
   };
@@ -397,7 +379,7 @@ Status BrickdSupervisor::TryAdopt(bool* adopted) {
     auto r = ready.ok() ? nlohmann::json::parse(*ready, nullptr, false) : nlohmann::json();
     if (r.is_object() && r.value("pid", -1) == pid) recorded_port = r.value("grpc_port", 0);
   }
-  auto args = Cmdline(pid);
+  auto args = ProcessCmdline(pid);
   if (recorded_port == 0) return replace("its port is unknown");
   if (!HasArg(args, "--listen=" + options_.host + ":")) {
     return replace("it listens elsewhere than " + options_.host);

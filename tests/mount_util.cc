@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/file_util.h"
 #include "common/status_errno.h"
 
 #ifndef CAIRN_MOUNT_PATH
@@ -34,20 +35,6 @@ using Clock = std::chrono::steady_clock;
 std::string Tail(const std::string& text, size_t max_bytes = 4000) {
   if (text.size() <= max_bytes) return text;
   return "...\n" + text.substr(text.size() - max_bytes);
-}
-
-std::string UnescapeMountField(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string::npos) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 // Formats seconds for a mount option ("1.5").

@@ -67,21 +67,6 @@ void ReapIfChild(pid_t pid, milliseconds timeout = milliseconds(2000)) {
   }
 }
 
-std::vector<std::string> Cmdline(pid_t pid) {
-  std::string text = ReadFileOrEmpty("/proc/" + std::to_string(pid) + "/cmdline");
-  std::vector<std::string> args;
-  std::string cur;
-  for (char c : text) {
-    if (c == '\0') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  return args;
-}
-
 }  // namespace
 
 bool ProcessAlive(pid_t pid) {
@@ -240,7 +225,7 @@ void NodeCluster::NoteBrickdPid(int i) {
 void NodeCluster::KillBrickdPid(int i, pid_t pid) {
   // Only a brickd of this node (its ready file is in this node's state dir):
   // never a process that reused the pid.
-  auto args = Cmdline(pid);
+  auto args = ProcessCmdline(pid);
   bool ours = false;
   for (const auto& a : args) ours = ours || a == "--ready-file=" + state_dir(i) + "/brickd.ready";
   if (ours) {
