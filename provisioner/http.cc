@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <ctime>
 #include <memory>
+#include <regex>
 
 #include "common/jwt.h"
 #include "common/status_http.h"
@@ -154,7 +155,10 @@ void HttpApi::Install(httplib::Server& srv) {
     }
   });
   srv.set_logger([this](const Request& req, const Response& res) {
-    Count(req.matches.size() > 0 ? req.method + " " + req.matches[0].str() : req.method,
+    // One label per route, not per path: ids become {id}, unmatched paths one label.
+    static const std::regex kId("[0-9a-f]{32}");
+    Count(req.matches.empty() ? req.method + " (no route)"
+                              : req.method + " " + std::regex_replace(req.path, kId, "{id}"),
           res.status);
     spdlog::debug("event=http method={} path={} status={}", req.method, req.path, res.status);
   });

@@ -188,6 +188,9 @@ TEST_F(ProvisionerApiTest, HelloHealthzMetricsWithoutAndWithAuth) {
   EXPECT_NE(m.body.find("cairn_provisioner_volumes{state=\"ready\"} 1\n"), npos) << m.body;
   EXPECT_NE(m.body.find("cairn_provisioner_nodes 3\n"), npos) << m.body;
   EXPECT_NE(m.body.find("cairn_provisioner_http_requests_total"), npos) << m.body;
+  // Requests are counted per route: the queue and volume ids become {id}.
+  EXPECT_NE(m.body.find("route=\"GET /queue/{id}\""), npos) << m.body;
+  EXPECT_EQ(m.body.find(v.value("id", "-")), npos) << m.body;
 
   // An unknown route: 404 (after authentication).
   EXPECT_EQ(http().Call("GET", "/no/such/route").status, 404);
