@@ -222,8 +222,14 @@ TEST_F(CairnctlLocalCluster, UpCreateMountWriteListDown) {
     EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
   }
   EXPECT_NE(*ReadSecretFile(dir_ + "/node.token"), *ReadSecretFile(dir_ + "/data.token"));
+  // The provisioner, three storaged and the CSI driver (on DIR/csi.sock).
   auto procs = RecordedProcesses();
-  ASSERT_EQ(procs.size(), 4u);
+  ASSERT_EQ(procs.size(), 5u);
+  EXPECT_NE(up.output.find("cairn-csi unix://" + dir_ + "/csi.sock"), std::string::npos)
+      << up.output;
+  struct stat sock;
+  EXPECT_EQ(::stat((dir_ + "/csi.sock").c_str(), &sock), 0);
+  EXPECT_TRUE(S_ISSOCK(sock.st_mode));
   for (const auto& [pid, binary] : procs) {
     EXPECT_FALSE(ProcessCmdline(pid).empty()) << binary << " pid " << pid << " is not running";
   }

@@ -135,6 +135,8 @@ Status SaveLocalConfig(const std::string& dir, const LocalConfig& c) {
   return WriteFileAtomic(dir + "/" + kLocalFile, j.dump(2) + "\n", 0600);
 }
 
+constexpr char kCsiName[] = "csi";
+
 // One process of the cluster.
 struct Proc {
   std::string name;  // "provisioner", "node-0", ...
@@ -423,6 +425,24 @@ bool IsMountPoint(const std::string& path) {
     if (f >> id >> parent >> dev >> root >> mnt && UnescapeMountField(mnt) == path) return true;
   }
   return false;
+}
+
+// Every mount point strictly under `dir`, deepest first.
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mnt;
+    if (!(f >> id >> parent >> dev >> root >> mnt)) continue;
+    mnt = UnescapeMountField(mnt);
+    if (mnt.rfind(dir + "/", 0) == 0) out.push_back(mnt);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 // Runs a program (looked up on $PATH) to completion; its output goes to *output.
@@ -749,7 +769,12 @@ void PrintSummary(std::ostream& out, const std::string& dir, const ClusterState&
     }
   }
   for (const auto& p : st.procs) {
-    if (p.name == "provisioner") continue;
+    if (p.name == kCsiName) {
+      out << "  csi          cairn-csi " << p.address << "  (pid " << p.pid << ")\n";
+    }
+  }
+  for (const auto& p : st.procs) {
+    if (p.name == "provisioner" || p.name == kCsiName) continue;
     out << "  " << p.name << std::string(p.name.size() < 11 ? 11 - p.name.size() : 1, ' ')
         << "  storaged " << p.address << "  (pid " << p.pid << "), device " << p.state_dir
         << "/device (" << cfg.device_size_gib << " GiB)\n";
@@ -823,6 +848,9 @@ Status LocalUp(const LocalUpOptions& o, std::ostream& out) {
   ClusterState st = loaded.has_value() ? std::move(*loaded) : ClusterState();
   std::vector<std::string> names = {"provisioner"};
   for (int i = 0; i < cfg.nodes; ++i) names.push_back("node-" + std::to_string(i));
+  // The CSI driver (both roles) on DIR/csi.sock, when this build has it.
+  auto csi_bin = FindBinary("cairn-csi", "csi");
+  if (csi_bin.ok()) names.push_back(kCsiName);
   std::set<std::string> running;
   for (const auto& name : names) {
     if (Proc* p = st.Find(name); p != nullptr && p->Running()) running.insert(name);
@@ -976,10 +1004,43 @@ Status LocalUp(const LocalUpOptions& o, std::ostream& out) {
 
   std::vector<Proc> nodes;
   for (const auto& p : st.procs) {
-    if (p.name != "provisioner") nodes.push_back(p);
+    if (p.name != "provisioner" && p.name != kCsiName) nodes.push_back(p);
   }
   if (Status s = WaitRegistered(st.server, admin_key, nodes, o.register_timeout); !s.ok()) {
     return fail(s);
+  }
+  if (csi_bin.ok() && running.count(kCsiName) == 0) {
+    Proc p;
+    p.name = kCsiName;
+    p.binary = *csi_bin;
+    p.marker = "--state-dir=" + dir + "/csi";
+    p.log = dir + "/logs/cairn-csi.log";
+    const std::string socket = dir + "/csi.sock";
+    p.address = "unix://" + socket;
+    ::unlink(socket.c_str());
+    std::vector<std::string> args = {*csi_bin,
+                                     "--endpoint=" + p.address,
+                                     "--role=both",
+                                     "--node-id=local",
+                                     p.marker,
+                                     "--provisioner=" + st.server,
+                                     "--provisioner-user=admin",
+                                     "--provisioner-key-file=" + dir + "/admin.key",
+                                     "--data-token-file=" + dir + "/data.token"};
+    auto pid = SpawnDaemon(args, p.log);
+    if (!pid.ok()) return fail(pid.status());
+    p.pid = *pid;
+    started.push_back(p);
+    st.Put(p);
+    if (Status s = SaveClusterState(dir, st); !s.ok()) return fail(s);
+    const auto deadline = std::chrono::steady_clock::now() + o.ready_timeout;
+    while (::access(socket.c_str(), F_OK) != 0) {
+      if (!p.Running() || std::chrono::steady_clock::now() > deadline) {
+        return fail(Status::Internal(
+            WithLogTail("cairn-csi did not open " + socket + " (log " + p.log + ")", p.log)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
   for (const auto& p : st.procs) {
     if (int port = PortOf(p.address); port > 0) cfg.last_ports[p.name] = port;
@@ -1024,9 +1085,17 @@ Status LocalDown(const LocalDownOptions& o, std::ostream& out) {
         out << line << "\n";
         if (line.rfind("could not", 0) == 0) problems += line + "; ";
       }
-      // The provisioner first (it stops calling the nodes), then the nodes.
+      // What the CSI driver mounted (staging and published paths under DIR).
+      for (const auto& path : MountsUnder(dir)) {
+        const std::string line = Unmount(path);
+        out << line << "\n";
+        if (line.rfind("could not", 0) == 0) problems += line + "; ";
+      }
+      // The provisioner and the CSI driver first (they stop calling the nodes), then the nodes.
       std::vector<Proc> first, rest;
-      for (const auto& p : st.procs) (p.name == "provisioner" ? first : rest).push_back(p);
+      for (const auto& p : st.procs) {
+        (p.name == "provisioner" || p.name == kCsiName ? first : rest).push_back(p);
+      }
       for (const auto& line : StopProcs(first, o.stop_timeout)) out << line << "\n";
       for (const auto& line : StopProcs(rest, o.stop_timeout)) out << line << "\n";
       for (const auto& p : st.procs) {

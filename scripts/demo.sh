@@ -3,7 +3,9 @@
 # `cairnctl local up` (the provisioner and three nodes — storaged + brickd on
 # 127.0.0.2-4 — that register themselves), create a replica-3 volume through
 # the provisioner's REST API, mount it (FUSE), write and read a file, show
-# where the replicas are, and say what to try next. The cluster stays up for
+# where the replicas are, then claim a second volume through the CSI driver
+# (CreateVolume, NodeStageVolume, NodePublishVolume into two "pods"), and say
+# what to try next. The cluster stays up for
 # you to use; `cairnctl local down --purge` stops and removes it.
 #
 # Environment:
@@ -70,6 +72,28 @@ done
 step "cairnctl volume heal info demo"
 "$CTL" volume heal info demo
 
+# The claim flow as Kubernetes drives it: `local up` started the CSI driver
+# (cairn-csi, controller + node) on $DIR/csi.sock; cairn-csc makes the calls
+# the external-provisioner and the kubelet would make.
+CSC=("$BIN/csi/cairn-csc" --endpoint "unix://$DIR/csi.sock")
+KUBELET="$DIR/kubelet"
+step "CSI CreateVolume pvc-demo (1 GiB, ReadWriteMany), as the external-provisioner calls it"
+eval "$("${CSC[@]}" create pvc-demo --size 1 --mode rwx -o env)"
+echo "volume_id $CSI_VOLUME_ID, ${CSI_CAPACITY_BYTES} bytes, source $CSI_CONTEXT_source"
+STAGING="$KUBELET/plugins/kubernetes.io/csi/csi.cairn.io/$CSI_VOLUME_ID/globalmount"
+POD_A="$KUBELET/pods/pod-a/volumes/kubernetes.io~csi/pvc-demo/mount"
+POD_B="$KUBELET/pods/pod-b/volumes/kubernetes.io~csi/pvc-demo/mount"
+
+step "CSI NodeStageVolume (cairn-mount) and NodePublishVolume into two pods, as the kubelet calls them"
+"${CSC[@]}" stage "$CSI_VOLUME_ID" "$STAGING" --mode rwx \
+  --context source="$CSI_CONTEXT_source" --context name="$CSI_CONTEXT_name"
+"${CSC[@]}" publish "$CSI_VOLUME_ID" "$STAGING" "$POD_A" --mode rwx
+"${CSC[@]}" publish "$CSI_VOLUME_ID" "$STAGING" "$POD_B" --mode rwx
+echo "written by pod-a at $(date -u +%FT%TZ)" > "$POD_A/shared.txt"
+printf 'pod-b reads: '; cat "$POD_B/shared.txt"
+df -h "$POD_B"
+"${CSC[@]}" stats "$CSI_VOLUME_ID" "$POD_B"
+
 cat <<EOF
 
 Cairn is running: provisioner + 3 nodes, logs in $DIR/logs/, volume 'demo' mounted at $MNT.
@@ -80,5 +104,8 @@ Try next:
   $CTL -o json volume list
   kill -9 one node's brickd (pids in $DIR/node-*/brickd.pid): storaged restarts it, I/O goes on
   scripts/fault-demo.sh                                   # whole-node kills and self-heal, step by step
-  $CTL volume unmount $MNT && $CTL local down --purge     # stop and remove everything
+  ${CSC[*]} info                                          # the CSI driver: capabilities, probe
+  kill -9 \$(pgrep -f "$STAGING")                          # the FUSE process under both pods dies;
+  ${CSC[*]} stats $CSI_VOLUME_ID $POD_B                   #   abnormal, then cairn-csi remounts it
+  $CTL volume unmount $MNT && $CTL local down --purge     # stop and remove everything (CSI mounts too)
 EOF
