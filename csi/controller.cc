@@ -145,6 +145,10 @@ Status ControllerServer::Create(const ::csi::v1::CreateVolumeRequest& req, ::csi
                  out->volume_id(), name, gib);
     return Status::Ok();
   }
+  if (created.status().code() == StatusCode::kNotFound) {
+    // POST /volumes names a missing thing only for the clusters it was given.
+    return Status::InvalidArgument("parameter clusterid: " + created.status().message());
+  }
   if (created.status().code() != StatusCode::kAlreadyExists) return created.status();
   // Same name, another size: is what exists compatible with this request?
   CAIRN_ASSIGN_OR_RETURN(json list, api->Get("/volumes?name=" + name));

@@ -632,6 +632,25 @@ TEST_F(CsiContractTest, CreateVolumeIsIdempotentByName) {
       << p.reply.volume().volume_context().at("name");
   json info = prov_->http().Call("GET", "/volumes/" + p.reply.volume().volume_id()).Json();
   EXPECT_EQ(info["durability"]["replicate"]["replica"], 2) << info.dump();
+
+  // zones: the bricks go to those zones' nodes only (nodes are in zones 1, 2, 3).
+  auto zr = CreateReq("pvc-zones");
+  (*zr.mutable_parameters())["zones"] = "2,3";
+  (*zr.mutable_parameters())["replica"] = "2";
+  auto z = Create(zr);
+  ASSERT_TRUE(z.ok()) << z.Show();
+  json zinfo = prov_->http().Call("GET", "/volumes/" + z.reply.volume().volume_id()).Json();
+  EXPECT_EQ(zinfo["zones"], json({2, 3})) << zinfo.dump();
+  for (const auto& b : zinfo["bricks"]) {
+    json n = prov_->http().Call("GET", "/nodes/" + b.value("node", "")).Json();
+    EXPECT_NE(n.value("zone", 0), 1) << zinfo.dump();
+  }
+  // An unknown cluster is the StorageClass's mistake: InvalidArgument.
+  auto uc = CreateReq("pvc-unknown-cluster");
+  (*uc.mutable_parameters())["clusterid"] = std::string(32, 'a');
+  auto u = Create(uc);
+  EXPECT_EQ(u.code(), grpc::StatusCode::INVALID_ARGUMENT) << u.Show();
+  EXPECT_NE(u.status.error_message().find("clusterid"), std::string::npos) << u.Show();
 }
 
 TEST_F(CsiContractTest, DeleteVolumeIsIdempotent) {

@@ -36,6 +36,12 @@ TEST(CsiParamsTest, HeketiNamesAndCairnNames) {
   EXPECT_EQ(p->pvc_namespace, "shop");
   EXPECT_EQ(p->RequestBody("n", 1)["clusters"].size(), 2u);
 
+  auto zoned = ParseParameters({{"zones", "3, 1"}});
+  ASSERT_TRUE(zoned.ok()) << zoned.status().ToString();
+  EXPECT_EQ(zoned->zones, (std::vector<int>{3, 1}));
+  EXPECT_EQ(zoned->RequestBody("n", 1)["zones"], nlohmann::json({3, 1}));
+  EXPECT_FALSE(ParseParameters({}).value().RequestBody("n", 1).contains("zones"));
+
   auto none = ParseParameters({{"volumetype", "none"}});
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->replica, 1);
@@ -64,6 +70,8 @@ TEST(CsiParamsTest, BadParametersNameTheProblem) {
       {{{"volumenameprefix", "sp ace"}}, "volumenameprefix"},
       {{{"volumeoptions", "performance.cache-size 1GB"}}, "unsupported option"},
       {{{"colour", "blue"}}, "colour"},
+      {{{"zones", "1,x"}}, "zone numbers"},
+      {{{"zones", "0"}}, "zone numbers"},
   };
   for (const auto& [params, says] : bad) {
     auto p = ParseParameters(params);

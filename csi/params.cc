@@ -73,6 +73,7 @@ nlohmann::json CreateParams::RequestBody(const std::string& name, int64_t size_g
   }
   if (arbiter) body["arbiter"] = true;
   if (!clusters.empty()) body["clusters"] = clusters;
+  if (!zones.empty()) body["zones"] = zones;
   return body;
 }
 
@@ -106,6 +107,17 @@ StatusOr<CreateParams> ParseParameters(const std::map<std::string, std::string>&
       CAIRN_ASSIGN_OR_RETURN(p.arbiter, ParseBool(key, value));
     } else if (key == "clusterid" || key == "clusterids" || key == "clusters") {
       p.clusters = SplitList(value);
+    } else if (key == "zones" || key == "zone") {
+      p.zones.clear();
+      for (const std::string& z : SplitList(value)) {
+        int n = 0;
+        auto [ptr, ec] = std::from_chars(z.data(), z.data() + z.size(), n);
+        if (ec != std::errc() || ptr != z.data() + z.size() || n < 1) {
+          return Status::InvalidArgument("parameter " + key + "=\"" + value +
+                                         "\": a comma-separated list of zone numbers (>= 1)");
+        }
+        p.zones.push_back(n);
+      }
     } else if (key == "volumenameprefix") {
       if (value.empty() || value.size() > 40 || !ValidVolumeName(value) ||
           value.find('_') != std::string::npos) {
@@ -128,7 +140,8 @@ StatusOr<CreateParams> ParseParameters(const std::map<std::string, std::string>&
     } else {
       return Status::InvalidArgument(
           "unknown parameter \"" + key +
-          "\" (known: volumetype, replica, arbiter, clusterid, volumenameprefix, volumeoptions)");
+          "\" (known: volumetype, replica, arbiter, clusterid, zones, volumenameprefix, "
+          "volumeoptions)");
     }
   }
   if (p.arbiter && p.replica != 3) {

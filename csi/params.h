@@ -24,6 +24,7 @@ struct CreateParams {
   int replica = 3;
   bool arbiter = false;
   std::vector<std::string> clusters;
+  std::vector<int> zones;  // only these zones' nodes get bricks; empty: any
   std::string name_prefix;
   // From external-provisioner's --extra-create-metadata, for naming only.
   std::string pvc_name;
@@ -34,7 +35,7 @@ struct CreateParams {
 };
 
 // Parses a StorageClass's parameters. Known keys: volumetype (replicate:N |
-// none), replica, arbiter, clusterid, volumenameprefix, volumeoptions; keys
+// none), replica, arbiter, clusterid, zones ("1,3"), volumenameprefix, volumeoptions; keys
 // starting with "csi.storage.k8s.io/" are accepted (pvc/name and
 // pvc/namespace are kept). Anything else is InvalidArgument naming the key.
 StatusOr<CreateParams> ParseParameters(const std::map<std::string, std::string>& parameters);

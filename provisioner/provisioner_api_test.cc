@@ -1154,6 +1154,35 @@ TEST_F(ProvisionerApiTest, PlacementSpreadsNodesAndZones) {
     EXPECT_TRUE(spec->subvolumes[0][2].arbiter);
     EXPECT_EQ(spec->subvolumes[0][2].brick_id, arb["bricks"][2].value("id", ""));
   }
+  // Restricted to zones 1 and 3: replica 2 on the zone-1 and zone-3 nodes only,
+  // recorded, and kept when an expansion needs new replica sets.
+  for (int i = 0; i < 3; ++i) {
+    json zv = Create({{"name", "zoned" + std::to_string(i)},
+                      {"size", 1},
+                      {"zones", {3, 1}},
+                      {"durability", {{"type", "replicate"}, {"replicate", {{"replica", 2}}}}}});
+    ASSERT_EQ(zv["bricks"].size(), 2u) << zv.dump();
+    EXPECT_EQ(zv["zones"], json({1, 3})) << zv.dump();
+    for (const auto& b : zv["bricks"]) {
+      const int z = zone_of[b.value("node", "")];
+      EXPECT_TRUE(z == 1 || z == 3) << "brick in zone " << z << ": " << zv.dump();
+    }
+  }
+  // Zone 2 alone has one node: a replica-2 volume cannot go there.
+  HttpReply r =
+      http().Call("POST", "/volumes",
+                  json({{"size", 1},
+                        {"zones", {2}},
+                        {"durability", {{"type", "replicate"}, {"replicate", {{"replica", 2}}}}}})
+                      .dump());
+  EXPECT_EQ(r.status, 507) << Show(r);
+  EXPECT_NE(r.body.find("cannot place"), std::string::npos) << Show(r);
+  for (const json& bad : {json({{"size", 1}, {"zones", "1"}}), json({{"size", 1}, {"zones", {0}}}),
+                          json({{"size", 1}, {"zones", {"a"}}})}) {
+    HttpReply b = http().Call("POST", "/volumes", bad.dump());
+    EXPECT_EQ(b.status, 400) << bad.dump() << " → " << Show(b);
+    EXPECT_NE(b.body.find("zones"), std::string::npos) << Show(b);
+  }
   // Mount the arbiter and the single volume.
   MountWriteRead(arb);
   MountWriteRead(one);

@@ -934,10 +934,13 @@ StatusOr<json> Service::SetDeviceTags(const std::string& id, const json& body) {
 // ---------------------------------------------------------------------------
 // Volumes.
 
-StatusOr<std::vector<NodeFree>> Service::FreeSpace(const std::string& cluster_id) {
+StatusOr<std::vector<NodeFree>> Service::FreeSpace(const std::string& cluster_id,
+                                                   const std::vector<int>& zones) {
   CAIRN_ASSIGN_OR_RETURN(auto nodes, store_->ListNodes(cluster_id));
   std::vector<NodeFree> out;
   for (const auto& n : nodes) {
+    const int zone = n.zone <= 0 ? 1 : n.zone;
+    if (!zones.empty() && std::find(zones.begin(), zones.end(), zone) == zones.end()) continue;
     NodeFree nf;
     nf.id = n.id;
     nf.zone = n.zone <= 0 ? 1 : n.zone;
@@ -1015,6 +1018,19 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
       clusters.push_back(c.get<std::string>());
     }
   }
+  std::vector<int> zones;
+  if (body.contains("zones")) {
+    const json& z = body["zones"];
+    if (!z.is_array()) return Bad("zones must be a list of zone numbers");
+    for (const auto& x : z) {
+      if (!x.is_number_integer() || x.get<int64_t>() < 1 || x.get<int64_t>() > 1000000) {
+        return Bad("zones must be a list of zone numbers (integers >= 1)");
+      }
+      const int zone = static_cast<int>(x.get<int64_t>());
+      if (std::find(zones.begin(), zones.end(), zone) == zones.end()) zones.push_back(zone);
+    }
+    std::sort(zones.begin(), zones.end());
+  }
   if (body.contains("snapshot") && body["snapshot"].is_object()) {
     const json& snap = body["snapshot"];
     // json::value() throws on a type mismatch: check the type first.
@@ -1062,7 +1078,7 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
   std::string cluster;
   std::vector<ReplicaSet> sets;
   for (const auto& c : clusters) {
-    CAIRN_ASSIGN_OR_RETURN(auto free, FreeSpace(c));
+    CAIRN_ASSIGN_OR_RETURN(auto free, FreeSpace(c, zones));
     auto placed = Allocate(free, req);
     if (placed.ok()) {
       cluster = c;
@@ -1084,6 +1100,7 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
   v.size_gib = v.created_gib = size;
   v.replica = replica;
   v.arbiter = arbiter;
+  v.zones = zones;
   v.state = "creating";
   v.generation = 1;
   v.created_ms = NowMs();
@@ -1330,7 +1347,7 @@ StatusOr<std::string> Service::ExpandVolume(const std::string& id, const json& b
   }
   std::vector<ReplicaSet> added;
   if (!in_place) {
-    CAIRN_ASSIGN_OR_RETURN(auto free, FreeSpace(v.cluster_id));
+    CAIRN_ASSIGN_OR_RETURN(auto free, FreeSpace(v.cluster_id, v.zones));
     AllocRequest req;
     req.size_kib = add << 20;
     req.replica = v.replica;
@@ -1515,6 +1532,7 @@ StatusOr<json> Service::VolumeJson(const VolumeRow& v) {
               {"state", v.state},
               {"durability", durability},
               {"arbiter", v.arbiter},
+              {"zones", v.zones},
               {"snapshot", {{"enable", false}, {"factor", 1}}},
               {"gid", 0},
               {"generation", v.generation},

@@ -129,7 +129,9 @@ class Service {
   StatusOr<json> ClusterJson(const ClusterRow& c);
 
   // Free space of a cluster's online nodes and devices.
-  StatusOr<std::vector<NodeFree>> FreeSpace(const std::string& cluster_id);
+  // The free space of the cluster's nodes, only those in `zones` when given.
+  StatusOr<std::vector<NodeFree>> FreeSpace(const std::string& cluster_id,
+                                            const std::vector<int>& zones = {});
 
   Store* store_;
   NodeClients* nodes_;

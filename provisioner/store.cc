@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 namespace cairn::provisioner {
 
@@ -76,6 +77,10 @@ CREATE TABLE ops (
 );
 CREATE INDEX ops_by_state ON ops(state);
 CREATE INDEX ops_by_target ON ops(target);
+)sql",
+    // 2: volumes restricted to zones ("1,3"; '' = any zone).
+    R"sql(
+ALTER TABLE volumes ADD COLUMN zones TEXT NOT NULL DEFAULT '';
 )sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -447,7 +452,26 @@ StatusOr<uint64_t> Store::DeviceAllocatedKib(const std::string& device_id) {
 
 namespace {
 constexpr const char* kVolumeCols =
-    "id, name, cluster_id, size_gib, created_gib, replica, arbiter, state, generation, created_ms";
+    "id, name, cluster_id, size_gib, created_gib, replica, arbiter, state, generation, created_ms, "
+    "zones";
+
+std::string ZonesText(const std::vector<int>& zones) {
+  std::string out;
+  for (int z : zones) out += (out.empty() ? "" : ",") + std::to_string(z);
+  return out;
+}
+
+std::vector<int> ParseZones(const std::string& text) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(std::atoi(text.substr(pos, end - pos).c_str()));
+    pos = end + 1;
+  }
+  return out;
+}
 constexpr const char* kBrickCols =
     "id, volume_id, device_id, node_id, size_kib, subvolume, position, arbiter";
 }  // namespace
@@ -456,7 +480,7 @@ constexpr const char* kBrickCols =
   VolumeRow {                                                                                  \
     q.Text(0), q.Text(1), q.Text(2), static_cast<uint64_t>(q.Int(3)),                          \
         static_cast<uint64_t>(q.Int(4)), static_cast<int>(q.Int(5)), q.Int(6) != 0, q.Text(7), \
-        static_cast<uint64_t>(q.Int(8)), q.Int(9)                                              \
+        static_cast<uint64_t>(q.Int(8)), q.Int(9), ParseZones(q.Text(10))                      \
   }
 #define CAIRN_READ_BRICK(q)                                                      \
   BrickRow {                                                                     \
@@ -466,11 +490,11 @@ constexpr const char* kBrickCols =
 
 Status Store::InsertVolume(const VolumeRow& v) {
   std::lock_guard l(mu_);
-  return Stmt(db_,
-              (std::string("INSERT INTO volumes(") + kVolumeCols + ") VALUES(?,?,?,?,?,?,?,?,?,?)")
-                  .c_str())
+  return Stmt(db_, (std::string("INSERT INTO volumes(") + kVolumeCols +
+                    ") VALUES(?,?,?,?,?,?,?,?,?,?,?)")
+                       .c_str())
       .BindAll(v.id, v.name, v.cluster_id, v.size_gib, v.created_gib, v.replica, v.arbiter, v.state,
-               v.generation, v.created_ms)
+               v.generation, v.created_ms, ZonesText(v.zones))
       .Run();
 }
 
@@ -478,9 +502,9 @@ Status Store::UpdateVolume(const VolumeRow& v) {
   std::lock_guard l(mu_);
   return Stmt(db_,
               "UPDATE volumes SET name=?, cluster_id=?, size_gib=?, created_gib=?, replica=?, "
-              "arbiter=?, state=?, generation=?, created_ms=? WHERE id=?")
+              "arbiter=?, state=?, generation=?, created_ms=?, zones=? WHERE id=?")
       .BindAll(v.name, v.cluster_id, v.size_gib, v.created_gib, v.replica, v.arbiter, v.state,
-               v.generation, v.created_ms, v.id)
+               v.generation, v.created_ms, ZonesText(v.zones), v.id)
       .Run();
 }
 

@@ -62,6 +62,8 @@ struct VolumeRow {
   std::string state;  // creating | ready | expanding | deleting
   uint64_t generation = 1;
   int64_t created_ms = 0;
+  // The zones its bricks may go to (create and expansion); empty: any.
+  std::vector<int> zones = {};
 };
 
 struct BrickRow {
@@ -91,7 +93,7 @@ struct OpRow {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating) the database and migrates it. A database whose schema
   // is newer than this binary is refused (FailedPrecondition).
