@@ -631,7 +631,7 @@ struct NodeFigures {
   double brickd_cpu_idle_0 = -1, brickd_cpu_idle_n = -1;
   int bricks_listed_n = -1;      // brickd ListBricks with N volumes
   int bricks_listed_after = -1;  // and after the deletes
-  int64_t state_bytes_n = -1;    // storaged's state.json with N volumes
+  int64_t state_bytes_n = -1;    // storaged's state.db + WAL with N volumes
   std::optional<double> kib_per_brick;
 };
 
@@ -1156,7 +1156,9 @@ Status RunCairn(const Options& opt, CairnCluster& cluster, const fs::path& root,
     }
     nf.brickd_processes = count;
     one_each = one_each && count == 1;
-    nf.state_bytes_n = FileSize(n.dir / "state" / "state.json");
+    const fs::path state_db = n.dir / "state" / "state.db";
+    const int64_t sdb = FileSize(state_db), swal = FileSize(state_db.string() + "-wal");
+    nf.state_bytes_n = sdb < 0 ? -1 : sdb + std::max<int64_t>(0, swal);
     if (nf.brickd_rss_0 >= 0 && nf.brickd_rss_n >= 0) {
       nf.kib_per_brick = static_cast<double>(nf.brickd_rss_n - nf.brickd_rss_0) / opt.volumes;
       per_brick.push_back(*nf.kib_per_brick);
@@ -1471,7 +1473,7 @@ json CairnJson(const CairnFigures& f, const SideReport& side) {
                      {"brickd_cpu_idle_pct_n", Round(n.brickd_cpu_idle_n, 1)},
                      {"bricks_listed_n", n.bricks_listed_n},
                      {"bricks_listed_after_delete", n.bricks_listed_after},
-                     {"state_json_bytes_n", OptInt(n.state_bytes_n)}});
+                     {"state_db_bytes_n", OptInt(n.state_bytes_n)}});
   }
   out["volumes"] = f.volumes;
   out["concurrency"] = f.concurrency;
@@ -1813,7 +1815,7 @@ int Main(int argc, char** argv) {
         cairn.volumes, opt.idle_ms);
     const Table nt({10, 24, 16, 24, 18, 18, 12});
     nt.PrintHeader({"node", "brickd RSS 0 → N", "KiB/brick", "storaged RSS 0 → N",
-                    "threads sd/bd (N)", "idle CPU sd/bd", "state.json"});
+                    "threads sd/bd (N)", "idle CPU sd/bd", "state.db+WAL"});
     for (const auto& n : cairn.nodes) {
       nt.Print({n.name, fmt::format("{} → {} KiB", n.brickd_rss_0, n.brickd_rss_n),
                 OptNum(n.kib_per_brick, 1),

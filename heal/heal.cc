@@ -64,6 +64,182 @@ static std::shared_ptr<client::Node> SharedNode(const std::string& address) {
 }
 
 // ---------------------------------------------------------------------------
+// Scheduler: healers due at their own times, run by an elastic pool.
+
+class SchedulerImpl {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  SchedulerImpl(int min_threads, int max_threads)
+      : min_(std::max(1, min_threads)), max_(std::max(min_, max_threads)) {
+    std::lock_guard l(mu_);
+    for (int i = 0; i < min_; ++i) SpawnLocked();
+    monitor_ = std::thread([this] { Monitor(); });
+  }
+
+  ~SchedulerImpl() {
+    std::map<std::thread::id, std::thread> threads;
+    {
+      std::lock_guard l(mu_);
+      stop_ = true;
+      cv_.notify_all();
+      monitor_cv_.notify_all();
+      threads.swap(threads_);
+    }
+    monitor_.join();
+    for (auto& [id, t] : threads) t.join();
+  }
+
+  int threads() const {
+    std::lock_guard l(mu_);
+    return live_;
+  }
+
+  void Add(HealerImpl* h, std::chrono::milliseconds first_wait) {
+    std::lock_guard l(mu_);
+    Job& j = jobs_[h];
+    j.due = Clock::now() + first_wait;
+    j.queued = true;
+    queue_.emplace(j.due, h);
+    cv_.notify_one();
+    monitor_cv_.notify_one();
+  }
+
+  void Wake(HealerImpl* h) {
+    std::lock_guard l(mu_);
+    auto it = jobs_.find(h);
+    if (it == jobs_.end() || it->second.removing) return;
+    Job& j = it->second;
+    if (j.running) {
+      j.wake = true;  // due again as soon as this poll ends
+      return;
+    }
+    if (!j.queued) return;
+    queue_.erase({j.due, h});
+    j.due = Clock::now();
+    queue_.emplace(j.due, h);
+    cv_.notify_one();
+    monitor_cv_.notify_one();
+  }
+
+  // Returns once `h` is not running and never will be again.
+  void Remove(HealerImpl* h) {
+    std::unique_lock l(mu_);
+    auto it = jobs_.find(h);
+    if (it == jobs_.end()) return;
+    it->second.removing = true;
+    if (it->second.queued) queue_.erase({it->second.due, h});
+    done_cv_.wait(l, [&] { return !jobs_.at(h).running; });
+    jobs_.erase(h);
+  }
+
+ private:
+  struct Job {
+    Clock::time_point due;
+    bool queued = false;
+    bool running = false;
+    bool wake = false;
+    bool removing = false;
+  };
+
+  // A healer this late with no thread free to take it: one more thread.
+  static constexpr auto kLate = std::chrono::milliseconds(50);
+  // A thread beyond min_threads leaves after this long without work.
+  static constexpr auto kIdleExit = std::chrono::seconds(10);
+
+  void SpawnLocked() {
+    // Threads that left (idle) are joined first: their stacks go.
+    for (const auto& id : exited_) {
+      auto it = threads_.find(id);
+      if (it == threads_.end()) continue;
+      it->second.join();  // it has released mu_ and is ending
+      threads_.erase(it);
+    }
+    exited_.clear();
+    ++live_;
+    std::thread t([this] { Work(); });
+    const auto id = t.get_id();
+    threads_.emplace(id, std::move(t));
+  }
+
+  // Grows the pool while the next healer is overdue and every thread is busy
+  // (each thread may be in a long pass: nobody else would notice).
+  void Monitor() {
+    std::unique_lock l(mu_);
+    while (!stop_) {
+      const auto now = Clock::now();
+      if (queue_.empty()) {
+        monitor_cv_.wait_for(l, kIdleExit);
+        continue;
+      }
+      const auto late = queue_.begin()->first + kLate;
+      if (late > now) {
+        monitor_cv_.wait_until(l, late);
+        continue;
+      }
+      if (idle_ == 0 && live_ < max_) SpawnLocked();
+      monitor_cv_.wait_for(l, kLate);  // then look again
+    }
+  }
+
+  void Work() {
+    std::unique_lock l(mu_);
+    auto idle_since = Clock::now();
+    while (!stop_) {
+      const auto now = Clock::now();
+      if (queue_.empty() || queue_.begin()->first > now) {
+        if (live_ > min_ && now - idle_since > kIdleExit) break;
+        const auto until = queue_.empty() ? now + kIdleExit : queue_.begin()->first;
+        ++idle_;
+        cv_.wait_until(l, std::min(until, now + kIdleExit));
+        --idle_;
+        continue;
+      }
+      HealerImpl* h = queue_.begin()->second;
+      queue_.erase(queue_.begin());
+      Job& j = jobs_.at(h);
+      j.queued = false;
+      j.running = true;
+      j.wake = false;
+      l.unlock();
+      const std::chrono::milliseconds wait = h->Tick();
+      l.lock();
+      Job& done = jobs_.at(h);  // Remove waits for running == false before erasing
+      done.running = false;
+      if (done.removing) {
+        done_cv_.notify_all();
+      } else {
+        done.due = done.wake ? Clock::now() : Clock::now() + wait;
+        done.wake = false;
+        done.queued = true;
+        queue_.emplace(done.due, h);
+        monitor_cv_.notify_one();
+      }
+      idle_since = Clock::now();
+    }
+    --live_;
+    exited_.push_back(std::this_thread::get_id());  // joined by the next spawn or the destructor
+  }
+
+  const int min_, max_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_, done_cv_, monitor_cv_;
+  bool stop_ = false;
+  int live_ = 0;  // threads in Work
+  int idle_ = 0;  // of them, waiting for a due healer
+  std::map<HealerImpl*, Job> jobs_;
+  std::set<std::pair<Clock::time_point, HealerImpl*>> queue_;
+  std::map<std::thread::id, std::thread> threads_;
+  std::vector<std::thread::id> exited_;
+  std::thread monitor_;
+};
+
+Scheduler::Scheduler(int min_threads, int max_threads)
+    : impl_(std::make_unique<SchedulerImpl>(min_threads, max_threads)) {}
+Scheduler::~Scheduler() = default;
+int Scheduler::threads() const { return impl_->threads(); }
+
+// ---------------------------------------------------------------------------
 
 HealerImpl::HealerImpl(client::VolumeSpec spec, Options options)
     : spec_(std::move(spec)), opt_(std::move(options)) {
@@ -93,11 +269,19 @@ HealerImpl::~HealerImpl() {
     kick_ = true;
   }
   cv_.notify_all();
+  // Waits for a poll of ours that runs on the scheduler (it sees stopping()).
+  if (opt_.scheduler) opt_.scheduler->impl_->Remove(this);
   if (thread_.joinable()) thread_.join();
 }
 
-void HealerImpl::StartThread() {
-  thread_ = std::thread([this] { Run(); });
+void HealerImpl::StartPolling() {
+  next_crawl_ = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
+  wait_ = opt_.interval;
+  if (opt_.scheduler) {
+    opt_.scheduler->impl_->Add(this, opt_.interval);
+  } else {
+    thread_ = std::thread([this] { Run(); });
+  }
 }
 
 void HealerImpl::Kick() {
@@ -106,6 +290,7 @@ void HealerImpl::Kick() {
     kick_ = true;
   }
   cv_.notify_all();
+  if (opt_.scheduler) opt_.scheduler->impl_->Wake(this);
 }
 
 void HealerImpl::TriggerFullCrawl() {
@@ -114,6 +299,7 @@ void HealerImpl::TriggerFullCrawl() {
     crawl_ = true;
   }
   cv_.notify_all();
+  if (opt_.scheduler) opt_.scheduler->impl_->Wake(this);
 }
 
 pb::Txn HealerImpl::HealTxn(const pb::Version& expected) {
@@ -281,26 +467,36 @@ void HealerImpl::SweepParked() {
 // ---- The poll loop -----------------------------------------------------------
 
 void HealerImpl::Run() {
-  auto next_crawl = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
   std::unique_lock l(mu_);
   auto wait = opt_.interval;
   while (!stopping()) {
     cv_.wait_for(l, wait, [this] { return kick_ || crawl_ || stopping(); });
     if (stopping()) break;
+    l.unlock();
+    wait = Tick();
+    l.lock();
+  }
+}
+
+std::chrono::milliseconds HealerImpl::Tick() {
+  if (stopping()) return opt_.interval;
+  bool crawl;
+  {
+    std::lock_guard l(mu_);
     const auto now = std::chrono::steady_clock::now();
-    const bool crawl = crawl_ || (opt_.full_crawl_interval.count() > 0 && now >= next_crawl);
+    crawl = crawl_ || (opt_.full_crawl_interval.count() > 0 && now >= next_crawl_);
     kick_ = false;
     crawl_ = false;
-    l.unlock();
-    Pass();
-    if (crawl && !stopping()) {
-      FullCrawl();
-      next_crawl = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
-    }
-    l.lock();
-    wait = quiet_ && opt_.idle_interval > opt_.interval ? std::min(wait * 2, opt_.idle_interval)
-                                                        : opt_.interval;
   }
+  Pass();
+  if (crawl && !stopping()) {
+    FullCrawl();
+    next_crawl_ = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
+  }
+  std::lock_guard l(mu_);
+  wait_ = quiet_ && opt_.idle_interval > opt_.interval ? std::min(wait_ * 2, opt_.idle_interval)
+                                                       : opt_.interval;
+  return wait_;
 }
 
 bool HealerImpl::ProbeAndOwn(int s) {
@@ -838,7 +1034,7 @@ StatusOr<std::unique_ptr<VolumeHealer>> VolumeHealer::Start(const client::Volume
   for (const auto& sub : impl->subs_) local += sub.local >= 0 ? 1 : 0;
   spdlog::info("event=heal_start_healer volume={} subvolumes={} local_bricks={} node={}", spec.name,
                spec.subvolumes.size(), local, impl->opt_.local_node);
-  impl->StartThread();
+  impl->StartPolling();
   return std::unique_ptr<VolumeHealer>(new VolumeHealer(std::move(impl)));
 }
 

@@ -27,6 +27,8 @@
 
 namespace cairn::heal {
 
+class Scheduler;
+
 struct Options {
   std::string token;       // data token of the volume's bricks
   std::string local_node;  // this node's brickd address as written in the spec ("host:port")
@@ -41,6 +43,34 @@ struct Options {
   std::chrono::seconds full_crawl_interval{600};  // safety-net full crawl; 0 = never
   uint32_t block_size = 128 * 1024;               // data heal granularity (power of two, 4K..4M)
   std::chrono::milliseconds rpc_timeout{15000};
+  // Runs the healer's polls on this pool, shared with the other healers of
+  // the process, instead of on a thread of its own (null).
+  std::shared_ptr<Scheduler> scheduler;
+};
+
+// A pool of threads that runs the polls of many VolumeHealers: a node with
+// hundreds of volumes keeps a few heal threads instead of one per volume.
+// Each healer is due at its own time (its interval, backed off while quiet;
+// Kick and TriggerFullCrawl make it due now) and runs on one thread at a time.
+// The pool keeps `min_threads` and grows, up to `max_threads`, while healers
+// are due and every thread is busy (a pass that heals for minutes, or polls
+// waiting on an unreachable brick); threads above `min_threads` leave after
+// 10 s without work. Healers hold a reference: it lives until the last one
+// is gone.
+class SchedulerImpl;
+class Scheduler {
+ public:
+  explicit Scheduler(int min_threads = 2, int max_threads = 64);
+  ~Scheduler();  // joins the threads
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Threads right now (for tests and metrics).
+  int threads() const;
+
+ private:
+  friend class HealerImpl;
+  std::unique_ptr<SchedulerImpl> impl_;
 };
 
 // How Resolve picks the good copy of a split-brain object.
@@ -86,8 +116,8 @@ class HealerImpl;
 
 class VolumeHealer {
  public:
-  // Starts the healer's thread. InvalidArgument for a volume that is not
-  // replicated or bad options.
+  // Starts polling (on a thread of its own, or on options.scheduler).
+  // InvalidArgument for a volume that is not replicated or bad options.
   static StatusOr<std::unique_ptr<VolumeHealer>> Start(const client::VolumeSpec& spec,
                                                        Options options);
   // Stops and joins its threads promptly (work in progress is abandoned; it

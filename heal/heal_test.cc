@@ -459,6 +459,55 @@ TEST_F(HealTest, PendingStaysWhileTheReplicaIsDownAndNothingIsHealed) {
   ExpectBricksEqual();
 }
 
+// storaged runs every healer of a node on one heal::Scheduler: a few threads,
+// not one per volume. Kick still starts a poll at once.
+TEST_F(HealTest, HealersShareASchedulerAndKickWakesThem) {
+  Start();
+  auto sched = std::make_shared<heal::Scheduler>(1, 4);
+  EXPECT_EQ(sched->threads(), 1);
+  Ino f = Put(kRootIno, "f", "v1");
+  ASSERT_OK(Kill(1));
+  ASSERT_OK(vol_->Write(f, 0, "v2 while node 1 is away", false));
+  Put(kRootIno, "g", "new");
+  ASSERT_OK(cluster_->RestartNode(1));
+  // Twenty healers of replicas 1 and 2: never the owners while replica 0 is
+  // reachable, they only poll (every 100 ms), all on the pool.
+  for (int i = 0; i < 20; ++i) {
+    auto o = HealOptions(1 + i % 2);
+    o.scheduler = sched;
+    auto h = heal::VolumeHealer::Start(cluster_->spec(), o);
+    ASSERT_OK(h);
+    healers_.push_back(std::move(*h));
+  }
+  // The owner polls once a minute: only Kick can make it heal within the test.
+  auto o = HealOptions(0);
+  o.scheduler = sched;
+  o.interval = 60s;
+  auto owner = heal::VolumeHealer::Start(cluster_->spec(), o);
+  ASSERT_OK(owner);
+  heal::VolumeHealer* h = owner->get();
+  healers_.push_back(std::move(*owner));
+  std::this_thread::sleep_for(500ms);
+  EXPECT_GT(Pending(h->GetInfo()), 0u) << "healed before any Kick";
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  heal::Info info;
+  for (;;) {
+    info = h->GetInfo();
+    if (Pending(info) == 0) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), end) << "not healed: " << Show(info);
+    h->Kick();  // a dirty entry is healed at its second sighting
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_GT(info.stats.healed_objects, 0u);
+  EXPECT_GE(sched->threads(), 1);
+  EXPECT_LE(sched->threads(), 4);
+  ExpectBricksEqual();
+  // Twenty-one healers leave the pool promptly.
+  const auto stop = std::chrono::steady_clock::now();
+  healers_.clear();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop, 5s);
+}
+
 TEST_F(HealTest, TheNextReplicasHealerTakesOverWhenReplicaZeroIsDown) {
   Start();
   Ino f = Put(kRootIno, "f", Pattern(100000, 30));

@@ -97,7 +97,12 @@ class HealerImpl {
   // Stops the loop and joins it.
   ~HealerImpl();
 
-  void StartThread();
+  // Starts polling: on opt_.scheduler, else on a thread of its own.
+  void StartPolling();
+  // One poll: a pass, and a full crawl when one is due. Returns the wait
+  // until the next (interval, or longer while quiet). Called by one thread at
+  // a time (the healer's own, or a scheduler's).
+  std::chrono::milliseconds Tick();
   Info GetInfo();
   void Kick();
   void TriggerFullCrawl();
@@ -154,7 +159,7 @@ class HealerImpl {
                                const std::vector<int>& fresh);
 
   // ---- The poll loop (heal.cc).
-  void Run();
+  void Run();  // the healer's own thread, without a scheduler
   void Pass();
   void FullCrawl();
   void CrawlSubvolume(int s);
@@ -200,6 +205,9 @@ class HealerImpl {
   // until the heal of their new directory links them again: (subvolume,
   // replica, id).
   std::set<std::tuple<int, int, Uuid>> parked_;
+  // Touched by Tick only (one thread at a time).
+  std::chrono::steady_clock::time_point next_crawl_;
+  std::chrono::milliseconds wait_{0};
   bool had_work_ = false;
   bool quiet_ = false;  // the last pass found nothing dirty and every replica up
   std::chrono::steady_clock::time_point pass_start_, last_progress_log_;

@@ -12,50 +12,67 @@ HealEngine::HealEngine(heal::Options options) : options_(std::move(options)) {}
 
 HealEngine::~HealEngine() { Stop(); }
 
+void HealEngine::UpdateLocked(const std::string& name, const client::VolumeSpec* spec,
+                              const std::string& brickd_address, std::vector<Entry>* gone) {
+  auto it = healers_.find(name);
+  if (spec == nullptr || spec->replica < 2) {  // nothing to heal on a distribute volume
+    if (it == healers_.end()) return;
+    spdlog::info("event=heal_stopped volume={}", name);
+    gone->push_back(std::move(it->second));
+    healers_.erase(it);
+    return;
+  }
+  std::string json = spec->ToJson();
+  if (it != healers_.end() && it->second.spec_json == json &&
+      it->second.local_node == brickd_address) {
+    return;
+  }
+  if (it != healers_.end()) {
+    gone->push_back(std::move(it->second));
+    healers_.erase(it);
+  }
+  heal::Options o = options_;
+  o.local_node = brickd_address;
+  auto healer = heal::VolumeHealer::Start(*spec, o);
+  if (!healer.ok()) {
+    spdlog::error("event=heal_start_failed volume={} error=\"{}\"", name,
+                  healer.status().ToString());
+    return;
+  }
+  spdlog::info("event=heal_started volume={} generation={} local_node={}", name, spec->generation,
+               brickd_address);
+  healers_[name] = Entry{spec->generation, std::move(json), brickd_address, std::move(*healer)};
+}
+
 void HealEngine::OnSpecsChanged(const std::vector<client::VolumeSpec>& local_specs,
                                 const std::string& brickd_address) {
-  std::map<std::string, Entry> gone;
+  std::vector<Entry> gone;
   {
     std::lock_guard l(mu_);
     if (stopped_) return;
     std::set<std::string> present;
     for (const auto& spec : local_specs) {
-      if (spec.replica < 2) continue;  // nothing to heal on a distribute volume
       present.insert(spec.name);
-      const std::string json = spec.ToJson();
-      auto it = healers_.find(spec.name);
-      if (it != healers_.end() && it->second.spec_json == json &&
-          options_.local_node == brickd_address) {
-        continue;
-      }
-      heal::Options o = options_;
-      o.local_node = brickd_address;
-      if (it != healers_.end()) {
-        gone[spec.name + "#old"] = std::move(it->second);
-        healers_.erase(it);
-      }
-      auto healer = heal::VolumeHealer::Start(spec, o);
-      if (!healer.ok()) {
-        spdlog::error("event=heal_start_failed volume={} error=\"{}\"", spec.name,
-                      healer.status().ToString());
-        continue;
-      }
-      spdlog::info("event=heal_started volume={} generation={} local_node={}", spec.name,
-                   spec.generation, brickd_address);
-      healers_[spec.name] = Entry{spec.generation, json, std::move(*healer)};
+      UpdateLocked(spec.name, &spec, brickd_address, &gone);
     }
-    options_.local_node = brickd_address;
-    for (auto it = healers_.begin(); it != healers_.end();) {
-      if (present.count(it->first) == 0) {
-        spdlog::info("event=heal_stopped volume={}", it->first);
-        gone[it->first] = std::move(it->second);
-        it = healers_.erase(it);
-      } else {
-        ++it;
-      }
+    std::vector<std::string> absent;
+    for (const auto& [name, e] : healers_) {
+      if (present.count(name) == 0) absent.push_back(name);
     }
+    for (const auto& name : absent) UpdateLocked(name, nullptr, brickd_address, &gone);
   }
   gone.clear();  // healers stop (join their threads) outside the lock
+}
+
+void HealEngine::OnSpecChanged(const std::string& name, const client::VolumeSpec* local_spec,
+                               const std::string& brickd_address) {
+  std::vector<Entry> gone;
+  {
+    std::lock_guard l(mu_);
+    if (stopped_) return;
+    UpdateLocked(name, local_spec, brickd_address, &gone);
+  }
+  gone.clear();  // outside the lock
 }
 
 StatusOr<std::shared_ptr<heal::VolumeHealer>> HealEngine::Find(const std::string& volume) {

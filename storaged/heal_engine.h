@@ -23,6 +23,8 @@ class HealEngine : public HealHook {
 
   void OnSpecsChanged(const std::vector<client::VolumeSpec>& local_specs,
                       const std::string& brickd_address) override;
+  void OnSpecChanged(const std::string& name, const client::VolumeSpec* local_spec,
+                     const std::string& brickd_address) override;
   StatusOr<cairn::storaged::v1::HealInfoReply> Info(const std::string& volume) override;
   Status Start(const std::string& volume, bool full) override;
   Status Resolve(const cairn::storaged::v1::ResolveSplitBrainRequest& request) override;
@@ -32,9 +34,15 @@ class HealEngine : public HealHook {
   struct Entry {
     uint64_t generation = 0;
     std::string spec_json;
+    std::string local_node;
     std::shared_ptr<heal::VolumeHealer> healer;
   };
   StatusOr<std::shared_ptr<heal::VolumeHealer>> Find(const std::string& volume);
+  // Starts, restarts (spec or address changed) or keeps the healer of
+  // `spec` (a local one), or stops it (`spec` null or not replicated).
+  // Replaced healers go to `gone`, to be destroyed (joined) outside mu_.
+  void UpdateLocked(const std::string& name, const client::VolumeSpec* spec,
+                    const std::string& brickd_address, std::vector<Entry>* gone);
 
   heal::Options options_;
   std::mutex mu_;

@@ -5,11 +5,11 @@
 //   class Engine : public storaged::HealHook { ... };
 //   std::unique_ptr<HealHook> hook = std::make_unique<Engine>(...);  // storaged/main.cc
 //
-// Threads: OnSpecsChanged is called at start and after every spec put or
-// delete, one call at a time (never concurrently with itself), from an RPC
-// thread; Info/Start/Resolve are called from RPC threads, possibly
-// concurrently. Stop is called once, at shutdown, after the API stopped
-// serving; nothing is called after it.
+// Threads: OnSpecsChanged is called once at start, OnSpecChanged after every
+// spec put or delete, one call at a time (never concurrently with each other
+// or themselves) and in order, from an RPC thread; Info/Start/Resolve are
+// called from RPC threads, possibly concurrently. Stop is called once, at
+// shutdown, after the API stopped serving; nothing is called after it.
 #pragma once
 
 #include <string>
@@ -25,10 +25,16 @@ class HealHook {
  public:
   virtual ~HealHook() = default;
 
-  // The volume specs in which this node has a brick (a brick whose node is
-  // `brickd_address`), after every change; an empty list when none is left.
+  // Every volume spec in which this node has a brick (a brick whose node is
+  // `brickd_address`); at start. Volumes not listed have no brick here.
   virtual void OnSpecsChanged(const std::vector<client::VolumeSpec>& local_specs,
                               const std::string& brickd_address) = 0;
+  // One spec was put or deleted: `local_spec` is its new content if it has a
+  // brick on this node, null if it was deleted or has no brick here (any
+  // more). The other volumes are unchanged, so a node with many volumes does
+  // not pay for all of them on every change.
+  virtual void OnSpecChanged(const std::string& name, const client::VolumeSpec* local_spec,
+                             const std::string& brickd_address) = 0;
   // The heal state of one volume (NOT_FOUND if it has no brick on this node).
   virtual StatusOr<cairn::storaged::v1::HealInfoReply> Info(const std::string& volume) = 0;
   // Starts a heal pass now (a full crawl with `full`).

@@ -114,9 +114,16 @@ int Run(int argc, char** argv) {
   flags.AddString("brickd", "",
                   "the brickd executable (default: beside storaged, else ../brickd/brickd of a "
                   "build tree, else $PATH)");
+  flags.AddBool("brickd-external", false,
+                "brickd runs on its own (e.g. its own container) at --brickd-listen (a fixed "
+                "port): storaged neither starts nor stops it, and attaches the bricks whenever "
+                "a (re)started brickd answers");
   flags.AddString("token-file", "", "file holding the cluster's data token (required)");
   flags.AddBool("heal", true, "run the self-heal daemon for the replicated volumes of this node");
   flags.AddInt("heal-parallel", 8, "objects healed at once per volume");
+  flags.AddInt("heal-threads", 2,
+               "threads polling every volume's healer (one pool per node, not a thread per "
+               "volume); more, up to 64, while all are busy. 0: a thread per volume");
   flags.AddInt("heal-interval-ms", 250, "how often the dirty indexes are polled");
   flags.AddInt("heal-idle-interval-ms", 4000,
                "a quiet volume (nothing dirty, every replica up) is polled ever less often, "
@@ -203,11 +210,15 @@ int Run(int argc, char** argv) {
   if (!metrics_listen.ok()) {
     return config_error("--metrics-listen: " + metrics_listen.status().message());
   }
+  const int heal_threads = static_cast<int>(flags.GetInt("heal-threads"));
+  if (heal_threads < 0 || heal_threads > 64) return config_error("--heal-threads must be 0..64");
   const int brickd_threads = static_cast<int>(flags.GetInt("brickd-threads"));
   if (brickd_threads != 0 && (brickd_threads < 2 || brickd_threads > 1024)) {
     return config_error("--brickd-threads must be 0 or 2..1024");
   }
-  auto brickd_binary = FindBrickdBinary(flags.GetString("brickd"));
+  const bool brickd_external = flags.GetBool("brickd-external");
+  auto brickd_binary = brickd_external ? StatusOr<std::string>(std::string())
+                                       : FindBrickdBinary(flags.GetString("brickd"));
   if (!brickd_binary.ok()) return config_error(brickd_binary.status().message());
   const std::string node_name =
       flags.GetString("node-name").empty() ? HostName() : flags.GetString("node-name");
@@ -267,16 +278,16 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "storaged: %s\n", lock_fd.status().message().c_str());
     return kExitFailure;
   }
-  StateFile state_file(state_dir + "/state.json");
-  auto state = state_file.Load();
-  if (!state.ok()) {
-    spdlog::critical("event=state-corrupt error=\"{}\"", state.status().message());
-    std::fprintf(stderr, "storaged: %s\n", state.status().message().c_str());
+  auto state = std::make_unique<NodeState>();
+  auto state_store = StateStore::Open(state_dir, state.get());
+  if (!state_store.ok()) {
+    spdlog::critical("event=state-corrupt error=\"{}\"", state_store.status().message());
+    std::fprintf(stderr, "storaged: %s\n", state_store.status().message().c_str());
     return kExitFailure;
   }
   spdlog::info("event=state-loaded path={} devices={} bricks={} specs={} brickd_port={}",
-               state_file.path(), state->devices.size(), state->bricks.size(), state->specs.size(),
-               state->brickd_port);
+               (*state_store)->path(), state->devices.size(), state->bricks.size(),
+               state->specs.size(), state->brickd_port);
 
   // Signals are taken by one thread with sigwait; every other thread blocks them.
   sigset_t sigs;
@@ -288,7 +299,7 @@ int Run(int argc, char** argv) {
 
   const int configured_port = brickd_listen->second;
   const int brickd_port = configured_port != 0 ? configured_port : state->brickd_port;
-  Manager manager(&state_file, std::move(*state));
+  Manager manager(state_store->get(), std::move(*state));
   SpecHub hub;
   manager.SetSpecListener(
       [&hub](const std::string& name, const SpecRecord* now) { hub.Publish(name, now); });
@@ -313,6 +324,7 @@ int Run(int argc, char** argv) {
 
   SupervisorOptions so;
   so.brickd_binary = *brickd_binary;
+  so.external = brickd_external;
   so.host = brickd_listen->first;
   so.port = brickd_port;
   // brickd reads the token files itself: absolute paths, whatever its cwd.
@@ -352,6 +364,9 @@ int Run(int argc, char** argv) {
     ho.idle_interval = std::chrono::milliseconds(flags.GetInt("heal-idle-interval-ms"));
     ho.full_crawl_interval = std::chrono::seconds(flags.GetInt("heal-full-crawl-s"));
     ho.block_size = static_cast<uint32_t>(flags.GetInt("heal-block-size"));
+    // One pool polls every healer of the node (a node with 500 volumes had
+    // 500 healer threads); healers keep it alive until the last one stops.
+    if (heal_threads > 0) ho.scheduler = std::make_shared<heal::Scheduler>(heal_threads, 64);
     heal = std::make_unique<HealEngine>(ho);
   }
   manager.SetHealHook(heal.get());

@@ -46,7 +46,7 @@ bool IsTransport(const Status& s) {
 
 }  // namespace
 
-Manager::Manager(StateFile* file, NodeState state) : file_(file), state_(std::move(state)) {}
+Manager::Manager(StateStore* store, NodeState state) : store_(store), state_(std::move(state)) {}
 
 void Manager::SetBrickdAddress(const std::string& address) {
   std::lock_guard lock(mu_);
@@ -68,19 +68,11 @@ NodeState Manager::Snapshot() const {
   return state_;
 }
 
-Status Manager::CommitLocked(NodeState next) {
-  CAIRN_RETURN_IF_ERROR(file_->Save(next).WithContext("write state file " + file_->path()));
-  std::lock_guard lock(mu_);
-  state_ = std::move(next);
-  return Status::Ok();
-}
-
 Status Manager::SetBrickdPort(int port) {
   std::lock_guard admin(admin_mu_);
-  NodeState next = Snapshot();
-  if (next.brickd_port == port) return Status::Ok();
-  next.brickd_port = port;
-  CAIRN_RETURN_IF_ERROR(CommitLocked(std::move(next)));
+  if (state_.brickd_port == port) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(store_->SetBrickdPort(port));
+  Apply([&](NodeState& st) { st.brickd_port = port; });
   spdlog::info("event=brickd-port-recorded port={}", port);
   return Status::Ok();
 }
@@ -88,7 +80,7 @@ Status Manager::SetBrickdPort(int port) {
 Status Manager::AttachAll() {
   std::lock_guard admin(admin_mu_);
   const auto start = std::chrono::steady_clock::now();
-  NodeState st = Snapshot();
+  const NodeState& st = state_;  // the admin lock keeps it still
   size_t attached = 0, failed = 0;
   for (const auto& [id, b] : st.bricks) {
     bpb::AttachRequest req;
@@ -155,18 +147,18 @@ StatusOr<spb::AddDeviceReply> Manager::AddDevice(const spb::AddDeviceRequest& re
                    req.capacity_bytes() == 0};
 
   std::lock_guard admin(admin_mu_);
-  NodeState next = Snapshot();
+  const NodeState& cur = state_;  // the admin lock keeps it still
   spb::AddDeviceReply reply;
   auto fill = [&](const DeviceRecord& d) {
     spb::Device* out = reply.mutable_device();
     out->set_device_id(d.id);
     out->set_path(d.path);
     out->set_capacity_bytes(d.capacity_bytes);
-    out->set_allocated_bytes(next.AllocatedBytes(d.id));
+    out->set_allocated_bytes(cur.AllocatedBytes(d.id));
     out->set_fs_size_bytes(fs.size);
     out->set_fs_free_bytes(fs.free);
   };
-  if (auto it = next.devices.find(rec.id); it != next.devices.end()) {
+  if (auto it = cur.devices.find(rec.id); it != cur.devices.end()) {
     const DeviceRecord& have = it->second;
     const bool same_capacity = req.capacity_bytes() == 0
                                    ? have.capacity_from_fs
@@ -179,15 +171,15 @@ StatusOr<spb::AddDeviceReply> Manager::AddDevice(const spb::AddDeviceRequest& re
     return Status::AlreadyExists("device " + rec.id + " exists with path " + have.path +
                                  " and capacity " + Bytes(have.capacity_bytes));
   }
-  for (const auto& [id, d] : next.devices) {
+  for (const auto& [id, d] : cur.devices) {
     if (d.path == rec.path) return Status::AlreadyExists(rec.path + " is already device " + id);
     if (Nested(d.path, rec.path)) {
       return Status::FailedPrecondition(rec.path + " is nested with device " + id + " at " +
                                         d.path);
     }
   }
-  next.devices[rec.id] = rec;
-  CAIRN_RETURN_IF_ERROR(CommitLocked(next));
+  CAIRN_RETURN_IF_ERROR(store_->PutDevice(rec));
+  Apply([&](NodeState& st) { st.devices[rec.id] = rec; });
   spdlog::info("event=device-added device={} path={} capacity_bytes={}", rec.id, rec.path,
                rec.capacity_bytes);
   fill(rec);
@@ -198,11 +190,10 @@ StatusOr<spb::AddDeviceReply> Manager::AddDevice(const spb::AddDeviceRequest& re
 Status Manager::RemoveDevice(const std::string& device_id) {
   CAIRN_RETURN_IF_ERROR(ValidateId("device_id", device_id));
   std::lock_guard admin(admin_mu_);
-  NodeState next = Snapshot();
-  if (next.devices.count(device_id) == 0) return Status::NotFound("no device " + device_id);
+  if (state_.devices.count(device_id) == 0) return Status::NotFound("no device " + device_id);
   std::string holding;
   size_t n = 0;
-  for (const auto& [id, b] : next.bricks) {
+  for (const auto& [id, b] : state_.bricks) {
     if (b.device_id != device_id) continue;
     if (n++ < 5) holding += (holding.empty() ? "" : ", ") + id;
   }
@@ -211,8 +202,8 @@ Status Manager::RemoveDevice(const std::string& device_id) {
                                       " brick(s) (" + holding + (n > 5 ? ", ..." : "") +
                                       "); delete them first");
   }
-  next.devices.erase(device_id);
-  CAIRN_RETURN_IF_ERROR(CommitLocked(std::move(next)));
+  CAIRN_RETURN_IF_ERROR(store_->DeleteDevice(device_id));
+  Apply([&](NodeState& st) { st.devices.erase(device_id); });
   spdlog::info("event=device-removed device={}", device_id);
   return Status::Ok();
 }
@@ -266,7 +257,7 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
   CAIRN_RETURN_IF_ERROR(ValidateId("brick_id", req.brick_id()));
   if (req.capacity_bytes() == 0) return Status::InvalidArgument("capacity_bytes must be > 0");
   std::lock_guard admin(admin_mu_);
-  const NodeState prev = Snapshot();
+  const NodeState& prev = state_;  // the admin lock keeps it still (but for Apply below)
   auto dev = prev.devices.find(req.device_id());
   if (dev == prev.devices.end()) return Status::NotFound("no device " + req.device_id());
   BrickRecord rec{req.brick_id(), req.device_id(), req.capacity_bytes()};
@@ -309,19 +300,19 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
     spdlog::warn("event=brick-dir-exists brick={} path={} reason=\"kept; its data is served\"",
                  rec.id, path);
   }
-  NodeState next = prev;
-  next.bricks[rec.id] = rec;
-  if (Status s = CommitLocked(next); !s.ok()) {
+  if (Status s = store_->PutBrick(rec); !s.ok()) {
     if (made) ::rmdir(path.c_str());
     return s;
   }
+  Apply([&](NodeState& st) { st.bricks[rec.id] = rec; });
   auto attached = supervisor_->Attach(attach);
   if (!attached.ok()) {
     // Undo: the brick does not exist unless brickd serves it.
     (void)supervisor_->Detach(rec.id);
-    if (Status s = CommitLocked(prev); !s.ok()) {
+    if (Status s = store_->DeleteBrick(rec.id); !s.ok()) {
       spdlog::error("event=state-revert-failed brick={} error=\"{}\"", rec.id, s.ToString());
     }
+    Apply([&](NodeState& st) { st.bricks.erase(rec.id); });
     if (made) {
       std::error_code ec;
       std::filesystem::remove_all(path, ec);
@@ -330,7 +321,7 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
   }
   spdlog::info("event=brick-created brick={} device={} path={} capacity_bytes={}", rec.id,
                rec.device_id, path, rec.capacity_bytes);
-  *reply.mutable_brick() = BrickOf(next, rec, {{rec.id, attached->brick()}});
+  *reply.mutable_brick() = BrickOf(prev, rec, {{rec.id, attached->brick()}});
   reply.set_created(true);
   return reply;
 }
@@ -338,12 +329,11 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
 Status Manager::DeleteBrick(const spb::DeleteBrickRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateId("brick_id", req.brick_id()));
   std::lock_guard admin(admin_mu_);
-  NodeState next = Snapshot();
-  auto it = next.bricks.find(req.brick_id());
-  if (it == next.bricks.end()) return Status::NotFound("no brick " + req.brick_id());
+  auto it = state_.bricks.find(req.brick_id());
+  if (it == state_.bricks.end()) return Status::NotFound("no brick " + req.brick_id());
   const std::string address = brickd_address();
   if (!req.force()) {
-    for (const auto& [name, s] : next.specs) {
+    for (const auto& [name, s] : state_.specs) {
       for (const auto& sv : s.spec.subvolumes) {
         for (const auto& ref : sv) {
           if (ref.node == address && ref.brick_id == req.brick_id()) {
@@ -356,7 +346,7 @@ Status Manager::DeleteBrick(const spb::DeleteBrickRequest& req) {
       }
     }
   }
-  const std::string path = next.BrickPath(it->second);
+  const std::string path = state_.BrickPath(it->second);
   Status detached = supervisor_->Detach(req.brick_id());
   if (!detached.ok() && !detached.IsNotFound()) {
     // A brickd that is down does not serve it, and will not get it back:
@@ -365,8 +355,8 @@ Status Manager::DeleteBrick(const spb::DeleteBrickRequest& req) {
       return detached.WithContext("detach brick " + req.brick_id() + " from brickd");
     }
   }
-  next.bricks.erase(it);
-  CAIRN_RETURN_IF_ERROR(CommitLocked(std::move(next)));
+  CAIRN_RETURN_IF_ERROR(store_->DeleteBrick(req.brick_id()));
+  Apply([&](NodeState& st) { st.bricks.erase(req.brick_id()); });
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
   if (ec) {
@@ -381,10 +371,10 @@ StatusOr<spb::Brick> Manager::ResizeBrick(const spb::ResizeBrickRequest& req) {
   CAIRN_RETURN_IF_ERROR(ValidateId("brick_id", req.brick_id()));
   if (req.capacity_bytes() == 0) return Status::InvalidArgument("capacity_bytes must be > 0");
   std::lock_guard admin(admin_mu_);
-  const NodeState prev = Snapshot();
+  const NodeState& prev = state_;  // the admin lock keeps it still (but for Apply below)
   auto it = prev.bricks.find(req.brick_id());
   if (it == prev.bricks.end()) return Status::NotFound("no brick " + req.brick_id());
-  const BrickRecord& have = it->second;
+  const BrickRecord have = it->second;
   const DeviceRecord& dev = prev.devices.at(have.device_id);
   const uint64_t want = req.capacity_bytes();
   if (want > have.capacity_bytes) {
@@ -404,19 +394,21 @@ StatusOr<spb::Brick> Manager::ResizeBrick(const spb::ResizeBrickRequest& req) {
       }
     }
   }
-  NodeState next = prev;
-  next.bricks[have.id].capacity_bytes = want;
-  CAIRN_RETURN_IF_ERROR(CommitLocked(next));
+  BrickRecord resized = have;
+  resized.capacity_bytes = want;
+  CAIRN_RETURN_IF_ERROR(store_->PutBrick(resized));
+  Apply([&](NodeState& st) { st.bricks[have.id] = resized; });
   auto info = supervisor_->SetCapacity(have.id, want);
   if (!info.ok()) {
-    if (Status s = CommitLocked(prev); !s.ok()) {
+    if (Status s = store_->PutBrick(have); !s.ok()) {
       spdlog::error("event=state-revert-failed brick={} error=\"{}\"", have.id, s.ToString());
     }
+    Apply([&](NodeState& st) { st.bricks[have.id] = have; });
     return info.status().WithContext("resize brick " + have.id + " in brickd");
   }
   spdlog::info("event=brick-resized brick={} from_bytes={} to_bytes={}", have.id,
                have.capacity_bytes, want);
-  return BrickOf(next, next.bricks[have.id], {{have.id, *info}});
+  return BrickOf(prev, resized, {{have.id, *info}});
 }
 
 spb::ListBricksReply Manager::ListBricks() {
@@ -430,37 +422,42 @@ spb::ListBricksReply Manager::ListBricks() {
 // ---------------------------------------------------------------------------
 // Volume specs.
 
-std::vector<client::VolumeSpec> Manager::LocalSpecs(const NodeState& st) const {
-  const std::string address = brickd_address();
-  std::vector<client::VolumeSpec> out;
-  for (const auto& [name, s] : st.specs) {
-    bool local = false;
-    for (const auto& sv : s.spec.subvolumes) {
-      for (const auto& ref : sv) local = local || ref.node == address;
+bool Manager::IsLocal(const client::VolumeSpec& spec, const std::string& address) {
+  for (const auto& sv : spec.subvolumes) {
+    for (const auto& ref : sv) {
+      if (ref.node == address) return true;
     }
-    if (local) out.push_back(s.spec);
   }
-  return out;
+  return false;
 }
 
 void Manager::NotifyHeal() {
   if (heal_ == nullptr) return;
   std::lock_guard heal(heal_mu_);
-  heal_->OnSpecsChanged(LocalSpecs(Snapshot()), brickd_address());
+  const std::string address = brickd_address();
+  std::vector<client::VolumeSpec> local;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, s] : state_.specs) {
+      if (IsLocal(s.spec, address)) local.push_back(s.spec);
+    }
+  }
+  heal_->OnSpecsChanged(local, address);
 }
 
-void Manager::SpecChanged(std::unique_lock<std::mutex> admin, const std::string& name) {
-  NodeState st = Snapshot();
-  if (listener_) {
-    auto it = st.specs.find(name);
-    listener_(name, it == st.specs.end() ? nullptr : &it->second);
-  }
+void Manager::SpecChanged(std::unique_lock<std::mutex> admin, const std::string& name,
+                          const SpecRecord* now) {
+  if (listener_) listener_(name, now);
   if (heal_ == nullptr) return;
+  const std::string address = brickd_address();
+  const client::VolumeSpec* local =
+      now != nullptr && IsLocal(now->spec, address) ? &now->spec : nullptr;
   // Hand over from the admin lock to the heal lock: the hook sees changes in
-  // order without holding up other admin calls while it works.
+  // order without holding up other admin calls while it works. Only the
+  // changed spec is passed: the hook's work does not grow with the others.
   std::unique_lock heal(heal_mu_);
   admin.unlock();
-  heal_->OnSpecsChanged(LocalSpecs(st), brickd_address());
+  heal_->OnSpecChanged(name, local, address);
 }
 
 StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec_json) {
@@ -470,11 +467,10 @@ StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec
   const std::string name = rec.spec.name;
   const uint64_t gen = rec.spec.generation;
   std::unique_lock admin(admin_mu_);
-  NodeState next = Snapshot();
   spb::PutVolumeSpecReply reply;
   reply.set_name(name);
   reply.set_generation(gen);
-  if (auto it = next.specs.find(name); it != next.specs.end()) {
+  if (auto it = state_.specs.find(name); it != state_.specs.end()) {
     const uint64_t have = it->second.spec.generation;
     if (gen < have) {
       return Status::FailedPrecondition("volume spec " + name + ": generation " +
@@ -490,11 +486,11 @@ StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec
                                    " is stored with different content; put a higher generation");
     }
   }
-  next.specs[name] = rec;
-  CAIRN_RETURN_IF_ERROR(CommitLocked(std::move(next)));
+  CAIRN_RETURN_IF_ERROR(store_->PutSpec(rec));
+  Apply([&](NodeState& st) { st.specs[name] = rec; });
   spdlog::info("event=spec-put volume={} generation={}", name, gen);
   reply.set_changed(true);
-  SpecChanged(std::move(admin), name);
+  SpecChanged(std::move(admin), name, &rec);
   return reply;
 }
 
@@ -513,11 +509,11 @@ StatusOr<spb::VolumeSpecReply> Manager::GetVolumeSpec(const std::string& name) c
 Status Manager::DeleteVolumeSpec(const std::string& name) {
   if (name.empty()) return Status::InvalidArgument("volume name is required");
   std::unique_lock admin(admin_mu_);
-  NodeState next = Snapshot();
-  if (next.specs.erase(name) == 0) return Status::Ok();
-  CAIRN_RETURN_IF_ERROR(CommitLocked(std::move(next)));
+  if (state_.specs.count(name) == 0) return Status::Ok();
+  CAIRN_RETURN_IF_ERROR(store_->DeleteSpec(name));
+  Apply([&](NodeState& st) { st.specs.erase(name); });
   spdlog::info("event=spec-deleted volume={}", name);
-  SpecChanged(std::move(admin), name);
+  SpecChanged(std::move(admin), name, nullptr);
   return Status::Ok();
 }
 

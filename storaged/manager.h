@@ -1,16 +1,18 @@
 // Manager: storaged's devices, bricks and volume specs — the rules, the
 // accounting and the persistence behind the Storaged RPCs (proto/storaged.proto).
 //
-//   Manager m(&state_file, std::move(loaded_state));
+//   Manager m(state_store.get(), std::move(loaded_state));
 //   m.SetSupervisor(&supervisor);            // brickd's BrickAdmin
 //   auto dev = m.AddDevice(request);          // persisted before it returns
 //   m.AddSpecListener([](const std::string& name, const SpecRecord* now) { ... });
 //
-// Every change is written to the state file (crash-safely) before the call
-// returns. Mutations are serialised by one admin lock, which is also held
-// while bricks are (re-)attached after a brickd start (AttachAll), so a
-// re-attach never races a brick being created or deleted. Readers take a
-// short lock on the in-memory state only.
+// Every change is written to the state database (its own rows, one
+// transaction) before the call returns, then applied to the in-memory state
+// in place: no mutation copies, serialises or rewrites the whole state, so
+// its cost does not grow with the number of volumes. Mutations are serialised
+// by one admin lock, which is also held while bricks are (re-)attached after
+// a brickd start (AttachAll), so a re-attach never races a brick being
+// created or deleted. Readers take a short lock on the in-memory state only.
 #pragma once
 
 #include <functional>
@@ -31,7 +33,7 @@ namespace spb = ::cairn::storaged::v1;
 
 class Manager {
  public:
-  Manager(StateFile* file, NodeState state);
+  Manager(StateStore* store, NodeState state);
 
   // Wiring, before the API serves.
   void SetSupervisor(BrickdSupervisor* supervisor) { supervisor_ = supervisor; }
@@ -50,7 +52,8 @@ class Manager {
   // Attaches every brick to the running brickd (idempotent). Failures of
   // single bricks are logged; an error only when brickd itself failed.
   Status AttachAll();
-  // Calls the heal hook with the specs that have a brick on this node.
+  // Calls the heal hook with every spec that has a brick on this node (at
+  // start; after that each spec change is passed on alone).
   void NotifyHeal();
 
   StatusOr<spb::AddDeviceReply> AddDevice(const spb::AddDeviceRequest& req);
@@ -80,30 +83,40 @@ class Manager {
     std::vector<Dev> per_device;
   };
   Figures GetFigures() const;
-  // A copy of the current state.
+  // A copy of the current state (readers that list everything).
   NodeState Snapshot() const;
 
  private:
-  // Writes `next` to the state file and makes it current. Admin lock held.
-  Status CommitLocked(NodeState next);
+  // Applies a change to the in-memory state (admin lock held, after the
+  // database took it).
+  template <class Fn>
+  void Apply(Fn fn) {
+    std::lock_guard lock(mu_);
+    fn(state_);
+  }
   // Used bytes and attachment of bricks, from brickd (empty when it is down).
   std::map<std::string, bpb::BrickInfo> BrickdView();
   spb::Brick BrickOf(const NodeState& st, const BrickRecord& b,
                      const std::map<std::string, bpb::BrickInfo>& view) const;
-  std::vector<client::VolumeSpec> LocalSpecs(const NodeState& st) const;
-  // Notifies the listener and the heal hook; releases `admin` in between so
-  // the hook (which may be slow) runs outside the admin lock but in order.
-  void SpecChanged(std::unique_lock<std::mutex> admin, const std::string& name);
+  // True if `spec` has a brick on brickd `address`.
+  static bool IsLocal(const client::VolumeSpec& spec, const std::string& address);
+  // Notifies the listener and the heal hook of one spec's change (`now` null:
+  // deleted); releases `admin` in between so the hook (which may be slow)
+  // runs outside the admin lock but in order.
+  void SpecChanged(std::unique_lock<std::mutex> admin, const std::string& name,
+                   const SpecRecord* now);
 
-  StateFile* const file_;
+  StateStore* const store_;
   BrickdSupervisor* supervisor_ = nullptr;
   HealHook* heal_ = nullptr;
   SpecListener listener_;
 
-  std::mutex admin_mu_;  // serialises mutations, state-file writes and AttachAll
-  std::mutex heal_mu_;   // one OnSpecsChanged at a time, in order
+  std::mutex admin_mu_;  // serialises mutations, database writes and AttachAll
+  std::mutex heal_mu_;   // one heal hook call at a time, in order
   mutable std::mutex mu_;
-  NodeState state_;             // GUARDED_BY(mu_); written only with admin_mu_ held too
+  // GUARDED_BY(mu_) for readers; written only with admin_mu_ held too, so a
+  // holder of admin_mu_ may read it without mu_.
+  NodeState state_;
   std::string brickd_address_;  // GUARDED_BY(mu_)
 };
 

@@ -2,6 +2,7 @@
 // and roles, device and brick rules, volume specs and watches, brickd
 // supervision (kill -9, adoption, SIGTERM, restart), the state file,
 // /metrics and /healthz, storagectl.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -881,19 +882,22 @@ TEST(StoragedSupervisionTest, BrickdThatCannotStartIsRetriedAndReported) {
 }
 
 // ---------------------------------------------------------------------------
-// State file, second instance.
+// State database, second instance.
 
-TEST(StoragedStateTest, CorruptStateFileIsAClearErrorAndNothingStarts) {
+TEST(StoragedStateTest, CorruptStateDatabaseIsAClearErrorAndNothingStarts) {
   auto c = MustStart({.nodes = 1, .create_volume = false});
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(IsOk(c->StopNode(0)));
-  const std::string state = c->state_dir(0) + "/state.json";
-  ASSERT_TRUE(WriteFileAtomic(state, "{\"format\": 1, \"devices\": [").ok());
+  const std::string state = c->state_dir(0) + "/state.db";
+  ASSERT_EQ(::access(state.c_str(), F_OK), 0) << "no state database after a clean stop";
+  EXPECT_NE(::access((state + "-wal").c_str(), F_OK), 0) << "WAL left after a clean stop";
+  const std::string junk = "{\"format\": 1, \"devices\": [" + std::string(4096, ' ');
+  ASSERT_TRUE(WriteFileAtomic(state, junk).ok());
   Status s = c->StartNode(0);
   ASSERT_FALSE(s.ok());
   EXPECT_CONTAINS(s.message(), "exited with 1");
-  EXPECT_CONTAINS(s.message(), "state file " + state + " is corrupt");
-  EXPECT_EQ(ReadFileOrEmpty(state), "{\"format\": 1, \"devices\": [") << "state file changed";
+  EXPECT_CONTAINS(s.message(), "state database " + state + " is corrupt");
+  EXPECT_TRUE(ReadFileOrEmpty(state) == junk) << "state database changed";
   EXPECT_EQ(c->recorded_brickd_pid(0), -1) << "a brickd was started";
 }
 
@@ -966,6 +970,98 @@ TEST(StoragedMetricsTest, MetricsAndHealthz) {
   // No token in the logs.
   EXPECT_EQ(c->Log(0).find(c->token()), std::string::npos);
   EXPECT_EQ(c->Log(0).find(c->admin_token()), std::string::npos);
+}
+
+// brickd in a container of its own (the Helm chart's storage pod): storaged
+// runs with --brickd-external, never starts or stops brickd, attaches the
+// bricks once brickd answers and again after brickd was restarted by
+// somebody else (the kubelet), and reports it down meanwhile.
+class ExternalBrickd {
+ public:
+  ExternalBrickd(NodeCluster& c, int i) : c_(c), i_(i) {}
+  ~ExternalBrickd() { Kill(); }
+  void Start() {
+    const std::string log = c_.dir().Sub("external-brickd.log");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<std::string> args = {
+          NodeCluster::BrickdBinary(), "--listen=" + c_.brickd_address(i_),
+          "--token-file=" + c_.token_path(), "--admin-token-file=" + c_.admin_token_path(),
+          "--metrics-listen=" + c_.host(i_) + ":0"};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  NodeCluster& c_;
+  int i_;
+  pid_t pid_ = -1;
+};
+
+TEST(StoragedSupervisionTest, ExternalBrickdIsAttachedAndReattachedNotManaged) {
+  auto c = MustStart({.nodes = 1, .replica = 1});
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(
+      IsOk(WriteThroughBrickd(c->brickd_address(0), c->token(), c->brick_id(0, 0), "f", 0, 4096)));
+  const std::string brickd = c->brickd_address(0);
+  // storaged (and the brickd it started) stop; brickd comes back on its own.
+  auto stopped = c->StopNode(0);
+  ASSERT_TRUE(IsOk(stopped));
+  ExternalBrickd ext(*c, 0);
+  ext.Start();
+  ASSERT_TRUE(IsOk(c->StartNode(0, {"--brickd-external"})));
+  auto serving = WaitBricksServe(brickd, c->token(), {c->brick_id(0, 0)}, std::chrono::seconds(20));
+  ASSERT_NE(serving, Clock::time_point::max()) << c->Log(0);
+  auto node = GetNode(*c, 0);
+  ASSERT_TRUE(IsOk(node));
+  EXPECT_TRUE(node->brickd_up());
+  EXPECT_EQ(node->brickd_address(), brickd);
+  EXPECT_EQ(node->brickd_pid(), 0u) << "storaged claims a brickd it did not start";
+  EXPECT_EQ(HttpGet(c->metrics_address(0), "/healthz").first, 200);
+
+  // brickd dies: storaged does not restart it, says so, and re-attaches the
+  // bricks to the next brickd as soon as it answers.
+  ext.Kill();
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(c->metrics_address(0), "/healthz").first == 503; },
+                      std::chrono::seconds(10)))
+      << c->Log(0);
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(WaitBricksServe(brickd, c->token(), {c->brick_id(0, 0)}, milliseconds(200)),
+            Clock::time_point::max())
+      << "something restarted brickd";
+  ext.Start();
+  serving = WaitBricksServe(brickd, c->token(), {c->brick_id(0, 0)}, std::chrono::seconds(20));
+  ASSERT_NE(serving, Clock::time_point::max()) << c->Log(0);
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(c->metrics_address(0), "/healthz").first == 200; },
+                      std::chrono::seconds(10)));
+  BrickdClient b(brickd);
+  pb::LookupRequest look;
+  look.set_brick_id(c->brick_id(0, 0));
+  look.set_parent_id(Uuid::Root().Raw());
+  look.set_name("f");
+  auto found = b.Call(&pb::Brick::Stub::Lookup, look, c->token());
+  ASSERT_TRUE(IsOk(found));
+  EXPECT_EQ(found->attr().size(), 4096u);
+
+  // SIGTERM stops storaged and leaves brickd to its owner.
+  stopped = c->StopNode(0);
+  ASSERT_TRUE(IsOk(stopped));
+  EXPECT_TRUE(ProcessAlive(ext.pid())) << "storaged stopped an external brickd";
 }
 
 // ---------------------------------------------------------------------------

@@ -422,7 +422,69 @@ Status BrickdSupervisor::TryAdopt(bool* adopted) {
   return Status::Ok();
 }
 
+bool BrickdSupervisor::ExternalCheck(size_t* attached) {
+  auto list = ListBricks();
+  if (!list.ok()) {
+    if (up_.exchange(false)) {
+      spdlog::warn("event=brickd-unreachable address={} error=\"{}\"", address(),
+                   list.status().message());
+    }
+    std::lock_guard lock(mu_);
+    down_reason_ = "brickd at " + options_.host + ":" + std::to_string(port_) +
+                   " does not answer: " + list.status().message();
+    return false;
+  }
+  const size_t have = static_cast<size_t>(list->bricks_size());
+  if (up_.load() && have >= *attached) return true;
+  // First contact, back after being unreachable, or restarted (bricks gone).
+  if (have < *attached) {
+    restarts_.fetch_add(1);
+    spdlog::warn("event=brickd-restarted-externally address={} bricks={} attached_before={}",
+                 address(), have, *attached);
+  }
+  if (Status a = on_ready_(); !a.ok()) {
+    spdlog::warn("event=attach-incomplete error=\"{}\"", a.ToString());
+  }
+  auto after = ListBricks();
+  *attached = after.ok() ? static_cast<size_t>(after->bricks_size()) : 0;
+  {
+    std::lock_guard lock(mu_);
+    down_reason_.clear();
+  }
+  up_ = true;
+  spdlog::info("event=brickd-external-ready address={} bricks={}", address(), *attached);
+  return true;
+}
+
+void BrickdSupervisor::ExternalLoop() {
+  while (SleepUnlessStopped(options_.external_poll)) {
+    const bool was_up = up_.load();
+    if (!ExternalCheck(&external_attached_) && was_up) {
+      Connect(port_);  // a fresh channel: no reconnect backoff from the old one
+    }
+  }
+}
+
 Status BrickdSupervisor::Start() {
+  if (options_.external) {
+    if (options_.port <= 0) {
+      return Status::InvalidArgument("an external brickd needs a fixed port (--brickd-listen)");
+    }
+    {
+      std::lock_guard lock(mu_);
+      port_ = options_.port;
+      down_reason_ = "waiting for brickd at " + options_.host + ":" + std::to_string(port_);
+    }
+    Connect(options_.port);
+    // Wait for the first answer (brickd's container may start a little later), then go on.
+    const auto deadline = Clock::now() + options_.ready_timeout;
+    while (!ExternalCheck(&external_attached_) && Clock::now() < deadline) {
+      if (!SleepUnlessStopped(milliseconds(200))) break;
+    }
+    if (!up_.load()) spdlog::warn("event=brickd-not-yet address={}", address());
+    monitor_ = std::thread([this] { ExternalLoop(); });
+    return Status::Ok();
+  }
   bool adopted = false;
   CAIRN_RETURN_IF_ERROR(TryAdopt(&adopted));
   adopted_ = adopted;

@@ -13,6 +13,9 @@
 // outlives a killed storaged) and waits for its ready file. Either way
 // on_ready() then attaches the bricks.
 //
+// With `external`, brickd is somebody else's to run (its own container): see
+// SupervisorOptions::external.
+//
 // A monitor thread watches brickd through a pidfd (which works for a process
 // that is not our child too) and restarts it when it exits: the first restart
 // at once, then after 200 ms doubling up to 5 s; the delay starts over once
@@ -53,6 +56,12 @@ struct SupervisorOptions {
   std::string log_level = "info";
   bool log_json = false;
   int threads = 0;  // brickd --threads; 0: brickd's default
+  // brickd runs on its own (e.g. its own container in the node's pod, which
+  // the kubelet restarts): storaged neither starts nor stops it. It finds it
+  // at host:port, attaches the bricks once it answers, and attaches them
+  // again whenever a restarted brickd (fewer bricks than attached) answers.
+  bool external = false;
+  std::chrono::milliseconds external_poll{500};
   std::chrono::milliseconds ready_timeout{30000};
   std::chrono::milliseconds rpc_timeout{10000};
 };
@@ -101,6 +110,10 @@ class BrickdSupervisor {
   Status WaitReady(pid_t pid, int pidfd, int* port);
   void Connect(int port);
   void MonitorLoop();
+  // external: polls brickd, re-attaches the bricks after it restarted.
+  void ExternalLoop();
+  // external: one poll; true iff brickd answers with every brick attached.
+  bool ExternalCheck(size_t* attached);
   // Reaps (when it is our child) and closes the pidfd of a brickd that exited.
   std::string ReapLocked();
   void KillAndWait(int pidfd, pid_t pid, bool child, std::chrono::milliseconds grace);
@@ -130,6 +143,8 @@ class BrickdSupervisor {
   std::shared_ptr<bpb::BrickAdmin::Stub> stub_;         // GUARDED_BY(mu_)
 
   std::atomic<bool> up_{false};
+  // external: bricks attached at the last (re)attach; Start, then the monitor thread only.
+  size_t external_attached_ = 0;
   std::atomic<bool> adopted_{false};
   std::atomic<uint64_t> restarts_{0};
   int stop_fd_ = -1;  // eventfd, readable once Stop was called
