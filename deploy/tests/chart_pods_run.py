@@ -5,8 +5,8 @@ Renders deploy/helm/cairn with its default values and runs, from the rendered ob
 the containers Kubernetes would start:
   - the provisioner Deployment's container,
   - the storage DaemonSet's pod on three "nodes" (127.0.0.2-4): its node-config init
-    container (against a fake Kubernetes API serving the node objects), then storaged
-    (which starts its brickd),
+    container (against a fake Kubernetes API serving the node objects), then its brickd
+    and storaged containers (storaged attaches the bricks to that brickd),
   - the CSI controller's and the CSI node plugin's cairn-csi containers.
 Each container's command, args and env ($(VAR) expansion, fieldRef) are taken as rendered;
 what only a cluster provides is mapped: image paths /usr/local/bin/X -> the build's binaries,
@@ -462,7 +462,7 @@ def run(cl, tmp):
     # Short: the kubelet's socket paths must fit a unix socket's 107 characters.
     node_roots = {name: os.path.join(tmp, "n%d" % i) for i, (name, _, _) in enumerate(NODES)}
     try:
-        storaged = []
+        storaged, brickds = [], []
         for name, ip, zone_label in NODES:
             node_root = node_roots[name]
             vols = cl.materialise_volumes("storage-" + name, pod, node_root)
@@ -477,7 +477,9 @@ def run(cl, tmp):
                 cl.start("%s-%s" % (init["name"], name), argv, env, wait=True,
                          ident=cl.identity(pod, init))
             ctr = next(c for c in pod["containers"] if c["name"] == "storaged")
+            bctr = next(c for c in pod["containers"] if c["name"] == "brickd")
             ports = {p["containerPort"]: free_port(ip) for p in ctr["ports"]}
+            bports = {p["containerPort"]: free_port(ip) for p in bctr["ports"]}
             pmap = cl.path_map(ctr, vols)
             # What the init container wrote names the container's paths: as the pod sees them.
             cfg_path = cl.map_paths("/run/cairn/storaged.json", pmap)
@@ -491,12 +493,17 @@ def run(cl, tmp):
                 if not os.path.isdir(d.split("=", 1)[1].rsplit(":", 1)[0]):
                     raise Fail("device %s: the pod mounts no such directory" % d)
             saved = dict(cl.addr_map)
-            for cport, lport in ports.items():
+            # The pod's containers share the node's network: storaged finds brickd at
+            # brickd's port (--brickd-listen), so both see the same mapping.
+            for cport, lport in list(ports.items()) + list(bports.items()):
                 cl.addr_map["%s:%d" % (ip, cport)] = "%s:%d" % (ip, lport)
+            bargv, benv = cl.container_cmd(bctr, pod_env, cl.path_map(bctr, vols))
             argv, env = cl.container_cmd(ctr, pod_env, pmap)
             cl.addr_map = saved
+            cl.start("brickd-" + name, bargv, benv, ident=cl.identity(pod, bctr))
             cl.start("storaged-" + name, argv, env, ident=cl.identity(pod, ctr))
             storaged.append((name, ip, ctr, ports))
+            brickds.append((name, ip, bctr, bports))
         log("node-config: zones %s (%d node reads from the API)" % (want_zone, api.requests))
     finally:
         api.close()
@@ -518,6 +525,8 @@ def run(cl, tmp):
             raise Fail("node %s (label %s) got zone %s" % (name, label, want_zone[name]))
     for name, ip, ctr, ports in storaged:
         probes += cl.probe("storaged " + name, ctr, ip, ports)
+    for name, ip, ctr, ports in brickds:
+        probes += cl.probe("brickd " + name, ctr, ip, ports)
 
     # ---- registration, seen through the provisioner's API ----
     ctl_env = dict(os.environ, CAIRN_SERVER=creds["server"], CAIRN_USER="admin",
