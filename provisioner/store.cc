@@ -6,7 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/sqlite.h"
+
 namespace cairn::provisioner {
+
+using Stmt = ::cairn::SqlStmt;
 
 namespace {
 
@@ -86,10 +90,6 @@ ALTER TABLE volumes ADD COLUMN zones TEXT NOT NULL DEFAULT '';
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == Store::kSchemaVersion);
 
-Status SqlError(sqlite3* db, const std::string& what) {
-  return Status::Internal("sqlite: " + what + ": " + sqlite3_errmsg(db));
-}
-
 }  // namespace
 
 std::string NewId() {
@@ -109,91 +109,6 @@ int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// A prepared statement: bind by position, step, read columns.
-class Store::Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Status status() const { return rc_ == SQLITE_OK ? Status::Ok() : SqlError(db_, "prepare"); }
-  Stmt& Bind(const std::string& v) {
-    sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(const char* v) { return Bind(std::string(v)); }
-  Stmt& Bind(int64_t v) {
-    sqlite3_bind_int64(stmt_, ++n_, v);
-    return *this;
-  }
-  Stmt& Bind(uint64_t v) { return Bind(static_cast<int64_t>(v)); }
-  Stmt& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
-  Stmt& Bind(bool v) { return Bind(static_cast<int64_t>(v ? 1 : 0)); }
-  Stmt& Bind(const nlohmann::json& v) { return Bind(v.dump()); }
-  template <class... Args>
-  Stmt& BindAll(const Args&... args) {
-    (Bind(args), ...);
-    return *this;
-  }
-  // SQLITE_ROW → true, SQLITE_DONE → false.
-  StatusOr<bool> Step() {
-    if (rc_ != SQLITE_OK) return SqlError(db_, "prepare");
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    if (rc == SQLITE_CONSTRAINT) {
-      return Status::AlreadyExists(std::string("constraint: ") + sqlite3_errmsg(db_));
-    }
-    return SqlError(db_, "step");
-  }
-  Status Run() {
-    auto r = Step();
-    return r.ok() ? Status::Ok() : r.status();
-  }
-  std::string Text(int i) {
-    const unsigned char* t = sqlite3_column_text(stmt_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
-             : std::string();
-  }
-  int64_t Int(int i) { return sqlite3_column_int64(stmt_, i); }
-  nlohmann::json Json(int i) {
-    auto j = nlohmann::json::parse(Text(i), nullptr, false);
-    return j.is_discarded() ? nlohmann::json::object() : j;
-  }
-  template <class Read>
-  auto All(Read read) -> StatusOr<std::vector<decltype(read(*this))>>;
-  template <class Read>
-  auto First(Read read) -> StatusOr<std::optional<decltype(read(*this))>>;
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-  int n_ = 0;
-};
-
-// Every row of `q`, each read with `read(q)`.
-template <class Read>
-auto Store::Stmt::All(Read read) -> StatusOr<std::vector<decltype(read(*this))>> {
-  std::vector<decltype(read(*this))> out;
-  for (;;) {
-    auto r = Step();
-    if (!r.ok()) return r.status();
-    if (!*r) return out;
-    out.push_back(read(*this));
-  }
-}
-
-// The first row of `q`, if any.
-template <class Read>
-auto Store::Stmt::First(Read read) -> StatusOr<std::optional<decltype(read(*this))>> {
-  auto r = Step();
-  if (!r.ok()) return r.status();
-  if (!*r) return std::optional<decltype(read(*this))>();
-  return std::optional<decltype(read(*this))>(read(*this));
 }
 
 StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {

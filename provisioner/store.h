@@ -161,8 +161,6 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   Status Migrate();
   Status Exec(const std::string& sql);
-
-  class Stmt;
   sqlite3* db_;
   std::recursive_mutex mu_;
   int tx_depth_ = 0;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/file_util.h"
+#include "common/sqlite.h"
 #include "common/status_errno.h"
 
 namespace cairn::storaged {
@@ -203,10 +204,6 @@ static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == StateStore::kSchem
 
 constexpr const char* kRecoverHint = " (fix or restore it; storaged will not start empty over it)";
 
-Status SqlError(sqlite3* db, const std::string& what) {
-  return Status::Internal("sqlite: " + what + ": " + sqlite3_errmsg(db));
-}
-
 Status Exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
@@ -216,56 +213,7 @@ Status Exec(sqlite3* db, const char* sql) {
   return Status::Internal("sqlite: " + msg);
 }
 
-// A prepared statement: bind by position, step, read columns.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Stmt& Bind(const std::string& v) {
-    sqlite3_bind_text(stmt_, ++n_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int64_t v) {
-    sqlite3_bind_int64(stmt_, ++n_, v);
-    return *this;
-  }
-  Stmt& Bind(uint64_t v) { return Bind(static_cast<int64_t>(v)); }
-  Stmt& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
-  Stmt& Bind(bool v) { return Bind(static_cast<int64_t>(v ? 1 : 0)); }
-
-  // SQLITE_ROW → true, SQLITE_DONE → false.
-  StatusOr<bool> Step() {
-    if (rc_ != SQLITE_OK) return SqlError(db_, "prepare");
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqlError(db_, "step");
-  }
-  Status Run() {
-    auto r = Step();
-    return r.ok() ? Status::Ok() : r.status();
-  }
-  bool IsInt(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_INTEGER; }
-  bool IsText(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_TEXT; }
-  int64_t Int(int i) { return sqlite3_column_int64(stmt_, i); }
-  std::string Text(int i) {
-    const unsigned char* t = sqlite3_column_text(stmt_, i);
-    return t ? std::string(reinterpret_cast<const char*>(t),
-                           static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
-             : std::string();
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_OK;
-  int n_ = 0;
-};
+using Stmt = ::cairn::SqlStmt;
 
 // The statements that write one record; used by the Put/Delete calls and to
 // fill a new database.
