@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "brickd/fs.h"
+#include "common/digest.h"
 #include "common/log.h"
 #include "common/status_errno.h"
 
@@ -1610,33 +1610,6 @@ namespace {
 constexpr uint32_t kMinChecksumBlock = 4u << 10;
 constexpr uint32_t kMaxChecksumBlock = 4u << 20;
 constexpr uint64_t kMaxChecksumBlocks = 65536;
-constexpr size_t kDigestBytes = 16;
-
-// The first 16 bytes of the SHA-256 of `data`.
-std::string Digest(const EVP_MD* md, EVP_MD_CTX* ctx, const char* data, size_t n) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestInit_ex(ctx, md, nullptr);
-  EVP_DigestUpdate(ctx, data, n);
-  EVP_DigestFinal_ex(ctx, out, &len);
-  return std::string(reinterpret_cast<const char*>(out), kDigestBytes);
-}
-
-// The digest of a zero block of `bs` bytes (a power of two), computed once.
-std::string ZeroBlockDigest(uint64_t bs) {
-  static std::mutex mu;
-  static std::array<std::string, 64> cache;
-  const int log = __builtin_ctzll(bs);
-  std::lock_guard l(mu);
-  if (cache[log].empty()) {
-    std::string zeros(bs, '\0');
-    unsigned char out[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(zeros.data(), zeros.size(), out, &len, EVP_sha256(), nullptr);
-    cache[log].assign(reinterpret_cast<const char*>(out), kDigestBytes);
-  }
-  return cache[log];
-}
 
 }  // namespace
 
@@ -1661,8 +1634,20 @@ StatusOr<pb::ChecksumReply> Brick::Checksum(const pb::ChecksumRequest& req) {
                       " blocks; the limit is " + std::to_string(kMaxChecksumBlocks) + " per call",
                   EINVAL);
   }
+  DigestAlgorithm algo = DigestAlgorithm::kSha256_128;
+  switch (req.algorithm()) {
+    case pb::DIGEST_SHA256_128:
+      break;
+    case pb::DIGEST_XXH3_128:
+      algo = DigestAlgorithm::kXxh3_128;
+      break;
+    default:
+      return Status(StatusCode::kInvalidArgument,
+                    "unknown digest algorithm " + std::to_string(req.algorithm()), EINVAL);
+  }
   CAIRN_ASSIGN_OR_RETURN(Fd fd, ops.OpenFile(id, O_RDONLY));
   pb::ChecksumReply reply;
+  reply.set_algorithm(req.algorithm());
   ToProto(ops.ReadVersions(fd.get()), reply.mutable_version());
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Errno("stat");
@@ -1671,10 +1656,6 @@ StatusOr<pb::ChecksumReply> Brick::Checksum(const pb::ChecksumRequest& req) {
   const uint64_t end = std::min(size, req.offset() + req.length());
   if (req.offset() >= end) return reply;
 
-  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  if (md == nullptr) return Status::Internal("SHA-256 is not available from OpenSSL");
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx) return Status::Internal("out of memory");
   std::string buf(bs, '\0');
   std::string zero;  // the digest of a whole zero block (a block in a hole), when first needed
   reply.mutable_digests()->Reserve(static_cast<int>((end - req.offset() + bs - 1) / bs));
@@ -1696,11 +1677,10 @@ StatusOr<pb::ChecksumReply> Brick::Checksum(const pb::ChecksumRequest& req) {
     }
     if (data >= at + n) {
       if (n == bs) {
-        if (zero.empty()) zero = ZeroBlockDigest(bs);
+        if (zero.empty()) zero = ZeroBlockDigest(algo, bs);
         reply.add_digests(zero);
       } else {
-        std::memset(buf.data(), 0, n);
-        reply.add_digests(Digest(md, ctx.get(), buf.data(), n));
+        reply.add_digests(ZeroBlockDigest(algo, n));
       }
       continue;
     }
@@ -1715,7 +1695,7 @@ StatusOr<pb::ChecksumReply> Brick::Checksum(const pb::ChecksumRequest& req) {
       done += static_cast<size_t>(r);
     }
     if (done < n) std::memset(buf.data() + done, 0, n - done);
-    reply.add_digests(Digest(md, ctx.get(), buf.data(), n));
+    reply.add_digests(BlockDigest(algo, buf.data(), n));
   }
   return reply;
 }

@@ -18,6 +18,8 @@
 #include <set>
 #include <thread>
 
+#include "common/digest.h"
+
 namespace cairn::brickd {
 namespace {
 
@@ -1016,6 +1018,44 @@ TEST_F(BrickTest, ChecksumDigestsBlocksReadingHolesAsZeros) {
   // A marked write moves the version the reply carries.
   ASSERT_TRUE(Write(f, 0, "x", /*dirty=*/true).ok());
   EXPECT_EQ(brick_->Checksum(q)->version().data(), 1u);
+}
+
+TEST_F(BrickTest, ChecksumUsesTheAlgorithmAskedForAndSaysWhichOne) {
+  std::string f = CreateFile(Root(), "f");
+  const std::string a(4096, 'a');
+  ASSERT_TRUE(Write(f, 0, a + "tail").ok());
+  pb::ChecksumRequest q;
+  q.set_id(f);
+  q.set_length(1 << 20);
+  q.set_block_size(4096);
+  // Absent: SHA-256, as before the field existed.
+  auto r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->algorithm(), pb::DIGEST_SHA256_128);
+  EXPECT_EQ(r->digests(0), Sha16(a));
+  q.set_algorithm(pb::DIGEST_XXH3_128);
+  r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->algorithm(), pb::DIGEST_XXH3_128);
+  ASSERT_EQ(r->digests_size(), 2);
+  EXPECT_EQ(r->digests(0), BlockDigest(DigestAlgorithm::kXxh3_128, a.data(), a.size()));
+  EXPECT_EQ(r->digests(1), BlockDigest(DigestAlgorithm::kXxh3_128, "tail", 4));
+  EXPECT_NE(r->digests(0), Sha16(a));
+  // A hole reads as zeros under either algorithm.
+  pb::TruncateRequest t;
+  t.set_id(f);
+  t.set_size(3 * 4096);
+  ASSERT_TRUE(brick_->Truncate(t).ok());
+  r = brick_->Checksum(q);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->digests_size(), 3);
+  EXPECT_EQ(r->digests(2), ZeroBlockDigest(DigestAlgorithm::kXxh3_128, 4096));
+  // An algorithm this brick does not know: refused, naming it.
+  q.set_algorithm(static_cast<pb::DigestAlgorithm>(7));
+  r = brick_->Checksum(q);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().posix_errno(), EINVAL);
+  EXPECT_NE(r.status().message().find("algorithm 7"), std::string::npos) << r.status().message();
 }
 
 TEST_F(BrickTest, ChecksumOfALargeSparseFileReadsOnlyItsData) {

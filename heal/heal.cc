@@ -3,7 +3,6 @@
 // Design: docs/heal.md.
 #include "heal/heal.h"
 
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -32,14 +31,6 @@ bool SameVersions(const std::vector<std::optional<pb::Version>>& a,
     if (a[i] && !VersionEq(*a[i], *b[i])) return false;
   }
   return true;
-}
-
-std::string BlockDigestOfZeros(uint32_t n) {
-  std::string zeros(n, '\0');
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(zeros.data(), zeros.size(), out, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(out), 16);
 }
 
 }  // namespace
@@ -259,7 +250,7 @@ HealerImpl::HealerImpl(client::VolumeSpec spec, Options options)
     sub.reachable.assign(sub.replicas.size(), true);
     subs_.push_back(std::move(sub));
   }
-  zero_digest_ = BlockDigestOfZeros(opt_.block_size);
+  digest_ = opt_.digest;
 }
 
 HealerImpl::~HealerImpl() {
@@ -423,6 +414,18 @@ bool HealerImpl::Verified(int s, const Uuid& id, const std::vector<ReplicaState>
   for (size_t r = 0; r < st.size(); ++r) {
     if (st[r].present != it->second[r].has_value()) return false;
     if (st[r].present && !VersionEq(st[r].attr.version(), *it->second[r])) return false;
+  }
+  return true;
+}
+
+bool HealerImpl::VerifiedAmong(int s, const Uuid& id, const std::vector<ReplicaState>& st,
+                               const std::vector<int>& rs) {
+  std::lock_guard l(mu_);
+  auto it = verified_.find({s, id});
+  if (it == verified_.end() || it->second.size() != st.size()) return false;
+  for (int r : rs) {
+    const auto& rec = it->second[static_cast<size_t>(r)];
+    if (!st[r].present || !rec.has_value() || !VersionEq(st[r].attr.version(), *rec)) return false;
   }
   return true;
 }

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "client/spec.h"
+#include "common/digest.h"
 #include "common/id.h"
 #include "common/status.h"
 
@@ -42,6 +43,9 @@ struct Options {
   std::chrono::milliseconds idle_interval{0};
   std::chrono::seconds full_crawl_interval{600};  // safety-net full crawl; 0 = never
   uint32_t block_size = 128 * 1024;               // data heal granularity (power of two, 4K..4M)
+  // Block digests asked of the bricks (common/digest.h). A brick that does
+  // not know the algorithm answers with SHA-256; the healer then uses that.
+  DigestAlgorithm digest = DigestAlgorithm::kXxh3_128;
   std::chrono::milliseconds rpc_timeout{15000};
   // Runs the healer's polls on this pool, shared with the other healers of
   // the process, instead of on a thread of its own (null).

@@ -131,6 +131,11 @@ class HealerImpl {
   // Whether the copies of `id` were compared (and agreed) at the versions in
   // `st` — every present replica's version as recorded by SetVerified.
   bool Verified(int s, const Uuid& id, const std::vector<ReplicaState>& st);
+  // True if replicas `rs` were compared (and agreed) at the versions they
+  // have now in `st`, whatever the other replicas were then: sources that
+  // agreed need no new comparison when a sink returns.
+  bool VerifiedAmong(int s, const Uuid& id, const std::vector<ReplicaState>& st,
+                     const std::vector<int>& rs);
   void SetVerified(int s, const Uuid& id, std::vector<std::optional<pb::Version>> versions);
   // Records a file parked on replica r of subvolume s (see parked_).
   void Park(int s, int r, const Uuid& id);
@@ -147,8 +152,9 @@ class HealerImpl {
   const std::string client_id_ = Uuid::Random().Raw();
   std::vector<std::shared_ptr<client::Node>> nodes_;  // shared with other healers
   std::vector<Subvolume> subs_;
-  // Digest of a whole zero block of options.block_size.
-  std::string zero_digest_;
+  // The digest algorithm asked of the bricks: options.digest until a brick
+  // answers with another one (an older brickd), then that one for good.
+  std::atomic<DigestAlgorithm> digest_;
   // Statistics.
   std::atomic<uint64_t> healed_objects_{0}, healed_bytes_{0}, checksummed_bytes_{0},
       entries_created_{0}, entries_removed_{0}, errors_{0}, full_crawls_{0};

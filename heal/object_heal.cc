@@ -3,7 +3,6 @@
 // docs/heal.md ("Healing one object").
 #include <linux/falloc.h>
 #include <linux/fs.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -22,12 +21,8 @@ Status Deferred(const std::string& why) { return Status(StatusCode::kAborted, wh
 bool IsDeferred(const Status& s) { return s.code() == StatusCode::kAborted; }
 bool Has(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
-// The digest the brick computes for a block (first 16 bytes of SHA-256).
-std::string BlockDigest(const std::string& data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<const char*>(out), 16);
+pb::DigestAlgorithm ToProto(DigestAlgorithm a) {
+  return a == DigestAlgorithm::kXxh3_128 ? pb::DIGEST_XXH3_128 : pb::DIGEST_SHA256_128;
 }
 
 std::string TempName(const Uuid& id) { return ".cairn-heal-" + id.ToHex(); }
@@ -357,7 +352,8 @@ StatusOr<pb::LocateReply> ObjectHealer::Locate(int r, const Uuid& dir) {
 }
 
 StatusOr<Outcome> ObjectHealer::HealEntries() {
-  const bool compare = force_ < 0 && !verified_ && esrc_.size() >= 2;
+  const bool compare =
+      force_ < 0 && !verified_ && esrc_.size() >= 2 && !h_.VerifiedAmong(s_, id_, st_, esrc_);
   std::vector<int> need = esink_;
   if (compare) {
     need.insert(need.end(), esrc_.begin(), esrc_.end());
@@ -695,7 +691,8 @@ Status ObjectHealer::CreateOnSink(int S, int K, const std::string& name, const E
 // ---- Data -------------------------------------------------------------------
 
 StatusOr<Outcome> ObjectHealer::HealData() {
-  const bool compare = force_ < 0 && !verified_ && dsrc_.size() >= 2;
+  const bool compare =
+      force_ < 0 && !verified_ && dsrc_.size() >= 2 && !h_.VerifiedAmong(s_, id_, st_, dsrc_);
   if (dsrc_.empty()) return Outcome::kDone;  // no data brick has it (arbiter only)
   const int S = Pick(dsrc_);
   std::vector<int> srcs = compare ? dsrc_ : std::vector<int>{S};
@@ -753,33 +750,48 @@ StatusOr<std::vector<pb::ChecksumReply>> ObjectHealer::Checksums(
     const std::vector<int>& who, uint64_t off, const std::vector<uint64_t>& lengths) {
   std::vector<client::CallTarget> targets;
   for (int r : who) targets.push_back(rep(r).target);
-  auto res = client::FanOut<pb::ChecksumRequest, pb::ChecksumReply>(
-      targets, h_.opt_.token, h_.opt_.rpc_timeout,
-      [&](size_t i) {
-        pb::ChecksumRequest q;
-        q.set_brick_id(targets[i].brick_id);
-        q.set_id(id_.Raw());
-        q.set_offset(off);
-        q.set_length(lengths[i]);
-        q.set_block_size(h_.opt_.block_size);
-        return q;
-      },
-      CAIRN_ASYNC(Checksum), /*include_down=*/true);
-  std::vector<pb::ChecksumReply> out;
-  for (auto& r : res) {
-    if (!r.ok()) {
-      if (r.transport) return Status(StatusCode::kUnavailable, r.status.message(), ENOTCONN);
-      return r.status;
+  for (;;) {
+    const DigestAlgorithm algo = h_.digest_.load();
+    auto res = client::FanOut<pb::ChecksumRequest, pb::ChecksumReply>(
+        targets, h_.opt_.token, h_.opt_.rpc_timeout,
+        [&](size_t i) {
+          pb::ChecksumRequest q;
+          q.set_brick_id(targets[i].brick_id);
+          q.set_id(id_.Raw());
+          q.set_offset(off);
+          q.set_length(lengths[i]);
+          q.set_block_size(h_.opt_.block_size);
+          q.set_algorithm(ToProto(algo));
+          return q;
+        },
+        CAIRN_ASYNC(Checksum), /*include_down=*/true);
+    std::vector<pb::ChecksumReply> out;
+    bool other = false;
+    for (auto& r : res) {
+      if (!r.ok()) {
+        if (r.transport) return Status(StatusCode::kUnavailable, r.status.message(), ENOTCONN);
+        return r.status;
+      }
+      other = other || r.reply.algorithm() != ToProto(algo);
+      out.push_back(std::move(r.reply));
     }
-    out.push_back(std::move(r.reply));
+    if (!other) return out;
+    if (algo == DigestAlgorithm::kSha256_128) {
+      return Status(StatusCode::kInternal, "a brick answered a checksum with another algorithm",
+                    EIO);
+    }
+    // A brick that predates `algo` (it answered SHA-256): SHA-256 everywhere.
+    spdlog::warn("event=heal_digest_fallback volume={} from={} to=sha256-128", h_.spec_.name,
+                 DigestAlgorithmName(algo));
+    h_.digest_ = DigestAlgorithm::kSha256_128;
   }
-  return out;
 }
 
 Status ObjectHealer::DataPass(const std::vector<int>& srcs, const std::vector<int>& sinks,
                               bool* disagree) {
   const int S = srcs[0];
   const uint64_t size = st_[S].attr.size();
+  const auto t0 = std::chrono::steady_clock::now();
   for (int r : srcs) {
     if (st_[r].attr.size() != size) {
       *disagree = true;
@@ -830,6 +842,13 @@ Status ObjectHealer::DataPass(const std::vector<int>& srcs, const std::vector<in
     }
     CAIRN_RETURN_IF_ERROR(CopyBlocks(S, sinks, off, len, *sums, srcs.size()));
   }
+  if (size >= kChunkBytes) {
+    spdlog::info(
+        "event=heal_data volume={} id={} size={} sources={} sinks={} digest={} seconds={:.3f}",
+        h_.spec_.name, id_.ToString(), size, srcs.size(), sinks.size(),
+        DigestAlgorithmName(h_.digest_.load()),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   return Status::Ok();
 }
 
@@ -846,10 +865,14 @@ Status ObjectHealer::CopyBlocks(int S, const std::vector<int>& sinks, uint64_t c
   const uint64_t bs = h_.opt_.block_size;
   const pb::ChecksumReply& src = sums[0];
   const int nb = src.digests_size();
+  const DigestAlgorithm algo = src.algorithm() == pb::DIGEST_XXH3_128
+                                   ? DigestAlgorithm::kXxh3_128
+                                   : DigestAlgorithm::kSha256_128;
+  const std::string zero_block = ZeroBlockDigest(algo, bs);
   auto zero = [&](int b) {
     const uint64_t len = std::min<uint64_t>(bs, chunk_len - b * bs);
-    if (len == bs) return src.digests(b) == h_.zero_digest_;
-    return src.digests(b) == BlockDigest(std::string(len, '\0'));
+    if (len == bs) return src.digests(b) == zero_block;
+    return src.digests(b) == ZeroBlockDigest(algo, len);
   };
   const int max_run = static_cast<int>(kMaxIo / bs);
   for (size_t j = 0; j < sinks.size(); ++j) {
@@ -940,7 +963,7 @@ StatusOr<std::map<int, std::string>> ObjectHealer::Fingerprints(const std::vecto
       // Digests of digests keep the fingerprint short.
       std::string all;
       for (const auto& d : sums[i].digests()) all += d;
-      acc[who[i]] += BlockDigest(all);
+      acc[who[i]] += BlockDigest(DigestAlgorithm::kSha256_128, all.data(), all.size());
     }
   }
   return acc;
@@ -949,7 +972,8 @@ StatusOr<std::map<int, std::string>> ObjectHealer::Fingerprints(const std::vecto
 // ---- Metadata ---------------------------------------------------------------
 
 StatusOr<Outcome> ObjectHealer::CompareMeta() {
-  const bool compare = force_ < 0 && !verified_ && msrc_.size() >= 2;
+  const bool compare =
+      force_ < 0 && !verified_ && msrc_.size() >= 2 && !h_.VerifiedAmong(s_, id_, st_, msrc_);
   if (!compare) return Outcome::kDone;
   // Every source's xattr names at once, then the values of those listed.
   std::vector<client::CallTarget> targets;

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libssl-dev libsqlite3-dev
+  nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libssl-dev libsqlite3-dev libxxhash-dev
   libfuse3-dev fuse3 libiscsi-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   attr iproute2 procps psmisc python3 curl
