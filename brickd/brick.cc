@@ -1589,6 +1589,25 @@ StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
   return reply;
 }
 
+StatusOr<bool> Brick::HasDirty() {
+  int fd = ::openat(meta_fd_, "dirty", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open dirty index");
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return Errno("open dirty index");
+  }
+  bool any = false;
+  while (struct dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') {
+      any = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return any;
+}
+
 StatusOr<pb::ClearDirtyReply> Brick::ClearDirty(const pb::ClearDirtyRequest& req) {
   BrickOps ops{*this};
   pb::ClearDirtyReply reply;

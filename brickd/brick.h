@@ -95,6 +95,8 @@ class Brick {
   StatusOr<pb::StatFsReply> StatFs(const pb::StatFsRequest& req);
   Status Forget(const pb::ForgetRequest& req);
   StatusOr<pb::ListDirtyReply> ListDirty(const pb::ListDirtyRequest& req);
+  // True if the dirty index has at least one entry (reads up to the first).
+  StatusOr<bool> HasDirty();
   StatusOr<pb::ClearDirtyReply> ClearDirty(const pb::ClearDirtyRequest& req);
   // Self-heal (docs/heal.md): block digests of a file, a directory's parent
   // and name, and a compare-and-set of an object's versions.

@@ -836,8 +836,11 @@ TEST_F(BrickTest, DirectoriesDeeperThanSymlinkLimitStillOpenById) {
 // ---- Versions and the dirty index.
 
 TEST_F(BrickTest, MarkedMutationsBumpVersionsAndEnterDirtyIndex) {
+  ASSERT_TRUE(brick_->HasDirty().ok());
+  EXPECT_FALSE(*brick_->HasDirty());  // a fresh brick: nothing to heal
   auto made = MakeEntry(Root(), "f", 'f', 0644, "", /*dirty=*/true);
   ASSERT_TRUE(made.ok());
+  EXPECT_TRUE(*brick_->HasDirty());
   std::string f = made->id();
   auto w = Write(f, 0, "v1", /*dirty=*/true);
   ASSERT_TRUE(w.ok());
@@ -872,6 +875,12 @@ TEST_F(BrickTest, MarkedMutationsBumpVersionsAndEnterDirtyIndex) {
   EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 1u);
   dirty = brick_->ListDirty(ld);
   for (const auto& d : dirty->entries()) EXPECT_NE(d.id(), f);
+  EXPECT_TRUE(*brick_->HasDirty());  // the root's mark is still there
+  *e = pb::DirtyEntry();
+  e->set_id(Root());
+  *e->mutable_version() = GetAttr(Root())->version();
+  EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 1u);
+  EXPECT_FALSE(*brick_->HasDirty());
 }
 
 TEST_F(BrickTest, EntryOpsReportTheParentVersionForClearDirty) {

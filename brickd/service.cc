@@ -151,6 +151,26 @@ grpc::ServerUnaryReactor* BrickServiceImpl::Forget(grpc::CallbackServerContext* 
   return Serve(Op::kForget, ctx, req, [req](Brick& b) { return b.Forget(*req); });
 }
 
+grpc::ServerUnaryReactor* BrickServiceImpl::DirtySummary(grpc::CallbackServerContext* ctx,
+                                                         const pb::DirtySummaryRequest*,
+                                                         pb::DirtySummaryReply* out) {
+  if (Status s = auth_->Check(*ctx, Role::kData); !s.ok()) return Finished(ctx, s);
+  auto* reactor = ctx->DefaultReactor();
+  bool queued = pool_->Submit([this, ctx, reactor, out] {
+    // A brick whose index cannot be read counts as dirty: its healer polls it
+    // in full and reports what is wrong.
+    for (const auto& b : registry_->List()) {
+      auto* e = out->add_bricks();
+      e->set_brick_id(b->id());
+      auto dirty = b->HasDirty();
+      e->set_dirty(!dirty.ok() || *dirty);
+    }
+    reactor->Finish(ToGrpcStatus(Status::Ok(), ctx));
+  });
+  if (!queued) reactor->Finish(ToGrpcStatus(Overloaded(), ctx));
+  return reactor;
+}
+
 template <typename Req, typename Fn>
 grpc::ServerUnaryReactor* BrickAdminServiceImpl::Serve(grpc::CallbackServerContext* ctx, const Req*,
                                                        Fn fn) {

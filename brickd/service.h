@@ -96,6 +96,9 @@ class BrickServiceImpl final : public pb::Brick::CallbackService {
                                      pb::ChecksumReply*) override;
   grpc::ServerUnaryReactor* Locate(grpc::CallbackServerContext*, const pb::LocateRequest*,
                                    pb::LocateReply*) override;
+  grpc::ServerUnaryReactor* DirtySummary(grpc::CallbackServerContext*,
+                                         const pb::DirtySummaryRequest*,
+                                         pb::DirtySummaryReply*) override;
   grpc::ServerUnaryReactor* SetVersion(grpc::CallbackServerContext*, const pb::SetVersionRequest*,
                                        pb::AttrReply*) override;
 

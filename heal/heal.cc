@@ -54,6 +54,75 @@ static std::shared_ptr<client::Node> SharedNode(const std::string& address) {
   return node;
 }
 
+// Node-wide dirty summaries (Brick.DirtySummary), one call per brickd per
+// `max_age` for every healer of the process. A brickd that cannot answer
+// (down, or one without the call) gives no summary: its volumes poll in full.
+namespace {
+struct NodeSummary {
+  std::mutex mu;  // held while fetching: one call at a time per brickd
+  std::chrono::steady_clock::time_point at{};
+  bool ok = false;
+  std::map<std::string, bool> dirty;  // brick id → has dirty entries
+};
+
+std::shared_ptr<NodeSummary> SummaryOf(const std::string& address) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<NodeSummary>> all;
+  std::lock_guard l(mu);
+  auto& p = all[address];
+  if (!p) p = std::make_shared<NodeSummary>();
+  return p;
+}
+
+// Whether `brick` on `node` is attached and clean by a summary at most
+// `max_age` old (fetched now if the cached one is older).
+bool SummaryClean(client::Node* node, const std::string& brick, const std::string& token,
+                  std::chrono::milliseconds max_age) {
+  auto sum = SummaryOf(node->address());
+  std::lock_guard l(sum->mu);
+  const auto now = std::chrono::steady_clock::now();
+  if (now - sum->at > max_age) {
+    sum->at = now;
+    sum->ok = false;
+    sum->dirty.clear();
+    if (node->connected()) {
+      auto res = client::FanOut<pb::DirtySummaryRequest, pb::DirtySummaryReply>(
+          {client::CallTarget{node, ""}}, token, kProbeTimeout,
+          [](size_t) { return pb::DirtySummaryRequest(); }, CAIRN_ASYNC(DirtySummary));
+      if (res[0].ok()) {
+        sum->ok = true;
+        for (const auto& b : res[0].reply.bricks()) sum->dirty[b.brick_id()] = b.dirty();
+      }
+    }
+  }
+  if (!sum->ok) return false;
+  auto it = sum->dirty.find(brick);
+  return it != sum->dirty.end() && !it->second;
+}
+}  // namespace
+
+bool HealerImpl::SummariesClean() {
+  if (!opt_.node_summaries) return false;
+  {
+    std::lock_guard l(mu_);
+    if (!quiet_ || !retry_.empty() || !parked_.empty() || !in_progress_.empty()) return false;
+  }
+  for (const Subvolume& sub : subs_) {
+    if (sub.local < 0) continue;
+    for (size_t r = 0; r < sub.replicas.size(); ++r) {
+      {
+        std::lock_guard l(mu_);
+        if (!sub.reachable[r]) return false;
+      }
+      if (!SummaryClean(sub.replicas[r].node, sub.replicas[r].brick_id, opt_.token,
+                        opt_.interval)) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Scheduler: healers due at their own times, run by an elastic pool.
 
@@ -483,15 +552,21 @@ void HealerImpl::Run() {
 
 std::chrono::milliseconds HealerImpl::Tick() {
   if (stopping()) return opt_.interval;
-  bool crawl;
+  bool crawl, kicked;
   {
     std::lock_guard l(mu_);
     const auto now = std::chrono::steady_clock::now();
     crawl = crawl_ || (opt_.full_crawl_interval.count() > 0 && now >= next_crawl_);
+    kicked = kick_;
     kick_ = false;
     crawl_ = false;
   }
-  Pass();
+  if (!crawl && !kicked && SummariesClean()) {
+    summary_skips_.fetch_add(1);
+  } else {
+    passes_.fetch_add(1);
+    Pass();
+  }
   if (crawl && !stopping()) {
     FullCrawl();
     next_crawl_ = std::chrono::steady_clock::now() + opt_.full_crawl_interval;
@@ -913,6 +988,8 @@ Info HealerImpl::GetInfo() {
   info.stats.healed_objects = healed_objects_.load();
   info.stats.healed_bytes = healed_bytes_.load();
   info.stats.checksummed_bytes = checksummed_bytes_.load();
+  info.stats.passes = passes_.load();
+  info.stats.summary_skips = summary_skips_.load();
   info.stats.entries_created = entries_created_.load();
   info.stats.entries_removed = entries_removed_.load();
   info.stats.errors = errors_.load();

@@ -42,7 +42,12 @@ struct Options {
   // 0 or <= interval: always `interval`.
   std::chrono::milliseconds idle_interval{0};
   std::chrono::seconds full_crawl_interval{600};  // safety-net full crawl; 0 = never
-  uint32_t block_size = 128 * 1024;               // data heal granularity (power of two, 4K..4M)
+  // A quiet volume's poll first asks each of its brickd for its node-wide
+  // dirty summary (one call per brickd per `interval`, shared by every
+  // healer of the process) and skips the per-brick probes and listings when
+  // every brick is attached and clean. False: always poll every brick.
+  bool node_summaries = true;
+  uint32_t block_size = 128 * 1024;  // data heal granularity (power of two, 4K..4M)
   // Block digests asked of the bricks (common/digest.h). A brick that does
   // not know the algorithm answers with SHA-256; the healer then uses that.
   DigestAlgorithm digest = DigestAlgorithm::kXxh3_128;
@@ -107,7 +112,9 @@ struct Stats {
   uint64_t entries_removed = 0;
   uint64_t errors = 0;
   uint64_t full_crawls = 0;
-  bool active = false;  // a pass is healing right now
+  uint64_t passes = 0;         // polls that probed and listed the bricks
+  uint64_t summary_skips = 0;  // polls answered by the node-wide dirty summaries
+  bool active = false;         // a pass is healing right now
 };
 
 struct Info {

@@ -459,6 +459,40 @@ TEST_F(HealTest, PendingStaysWhileTheReplicaIsDownAndNothingIsHealed) {
   ExpectBricksEqual();
 }
 
+// A quiet volume's polls are answered by one DirtySummary per brickd instead
+// of probes and listings of every brick; a replica going away or a mark
+// brings the full poll back at once, and the heal still happens on its own.
+TEST_F(HealTest, QuietPollsUseNodeSummariesAndStillSeeDamage) {
+  Start();
+  Ino f = Put(kRootIno, "f", "v1");
+  heal::VolumeHealer* h = StartHealer(0);
+  ASSERT_TRUE(WaitHealed(h));
+  std::this_thread::sleep_for(1s);
+  const auto a = h->GetInfo().stats;
+  std::this_thread::sleep_for(1500ms);  // ~15 polls at 100 ms
+  const auto b = h->GetInfo().stats;
+  EXPECT_GE(b.summary_skips - a.summary_skips, 8u);
+  EXPECT_LE(b.passes - a.passes, 1u);
+  ASSERT_OK(Kill(2));
+  ASSERT_OK(vol_->Write(f, 0, "v2 while node 2 is away", false));
+  std::this_thread::sleep_for(1s);
+  const auto c = h->GetInfo();
+  EXPECT_GE(c.stats.passes - b.passes, 3u);
+  EXPECT_FALSE(c.bricks[2].connected) << Show(c);
+  EXPECT_GT(Pending(c), 0u) << Show(c);
+  ASSERT_OK(cluster_->RestartNode(2));
+  ASSERT_TRUE(WaitHealed(h));  // noticed on its own: no Kick
+  ExpectBricksEqual();
+  // Switched off: every poll is a full pass.
+  heal::Options o = HealOptions(1);
+  o.node_summaries = false;
+  auto off = heal::VolumeHealer::Start(cluster_->spec(), o);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ((*off)->GetInfo().stats.summary_skips, 0u);
+  EXPECT_GE((*off)->GetInfo().stats.passes, 5u);
+}
+
 // storaged runs every healer of a node on one heal::Scheduler: a few threads,
 // not one per volume. Kick still starts a poll at once.
 TEST_F(HealTest, HealersShareASchedulerAndKickWakesThem) {

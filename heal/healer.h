@@ -216,6 +216,9 @@ class HealerImpl {
   std::chrono::milliseconds wait_{0};
   bool had_work_ = false;
   bool quiet_ = false;  // the last pass found nothing dirty and every replica up
+  // True if the node-wide summaries show nothing to do (see Options).
+  bool SummariesClean();
+  std::atomic<uint64_t> passes_{0}, summary_skips_{0};
   std::chrono::steady_clock::time_point pass_start_, last_progress_log_;
   uint64_t pass_healed_start_ = 0, pass_bytes_start_ = 0;
 };

@@ -112,6 +112,8 @@ StatusOr<spb::HealInfoReply> HealEngine::Info(const std::string& volume) {
   reply.set_errors(info.stats.errors);
   reply.set_active(info.stats.active);
   reply.set_full_crawls(info.stats.full_crawls);
+  reply.set_passes(info.stats.passes);
+  reply.set_summary_skips(info.stats.summary_skips);
   return reply;
 }
 

@@ -771,6 +771,13 @@ TEST_F(BrickdTest, ConcurrentClientsOnSharedDirectoriesSeeNoErrors) {
   for (int t = 0; t < kThreads; ++t) {
     threads.Add([&, t] {
       BrickdClient client(brickd_->address());
+      // Connected first, as in ThreadsStayBounded: a first connect can fail with both cores
+      // busy, and a channel in backoff fails its calls at once (not what this test checks).
+      if (!client.channel()->WaitForConnected(std::chrono::system_clock::now() +
+                                              std::chrono::seconds(30))) {
+        errors.Add("thread " + std::to_string(t) + ": no connection in 30 s");
+        return;
+      }
       BrickFs fs1(client, brickd_->data_token(), "b1");
       BrickFs fs2(client, brickd_->data_token(), "b2");
       for (int i = 0; i < kCycles; ++i) {
