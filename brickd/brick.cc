@@ -1556,17 +1556,25 @@ Status Brick::Forget(const pb::ForgetRequest& req) {
   return Status::Ok();
 }
 
-StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
-  BrickOps ops{*this};
-  uint32_t max = req.max_entries() == 0 ? kDefaultReadDirEntries
-                                        : std::min(req.max_entries(), kMaxReadDirEntries);
-  int fd = ::openat(meta_fd_, "dirty", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+namespace {
+// The dirty index directory (PATH/.cairn/dirty), open for readdir.
+StatusOr<DIR*> OpenDirtyIndex(int meta_fd) {
+  int fd = ::openat(meta_fd, "dirty", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Errno("open dirty index");
   DIR* d = ::fdopendir(fd);
   if (d == nullptr) {
     ::close(fd);
     return Errno("open dirty index");
   }
+  return d;
+}
+}  // namespace
+
+StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
+  BrickOps ops{*this};
+  uint32_t max = req.max_entries() == 0 ? kDefaultReadDirEntries
+                                        : std::min(req.max_entries(), kMaxReadDirEntries);
+  CAIRN_ASSIGN_OR_RETURN(DIR * d, OpenDirtyIndex(meta_fd_));
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') continue;
@@ -1590,13 +1598,7 @@ StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
 }
 
 StatusOr<bool> Brick::HasDirty() {
-  int fd = ::openat(meta_fd_, "dirty", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open dirty index");
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    ::close(fd);
-    return Errno("open dirty index");
-  }
+  CAIRN_ASSIGN_OR_RETURN(DIR * d, OpenDirtyIndex(meta_fd_));
   bool any = false;
   while (struct dirent* e = ::readdir(d)) {
     if (e->d_name[0] != '.') {
