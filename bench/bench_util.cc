@@ -405,40 +405,18 @@ json SocketsJson(const std::vector<ListenSocket>& sockets) {
 
 namespace {}  // namespace
 
-std::vector<MountEntry> ReadMounts() {
-  std::vector<MountEntry> out;
-  auto text = ReadText("/proc/self/mountinfo");
-  if (!text) return out;
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint options [optional...] - fstype source super-options
-    auto f = SplitWhitespace(line);
-    auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 5 || dash == f.end() || std::distance(dash, f.end()) < 3) continue;
-    out.push_back({UnescapeMountField(f[4]), *(dash + 1), UnescapeMountField(*(dash + 2))});
-  }
-  return out;
-}
-
-std::optional<MountEntry> MountAt(const fs::path& path) {
-  std::optional<MountEntry> found;
-  for (auto& m : ReadMounts()) {
-    if (m.mountpoint == path.string()) found = m;
-  }
-  return found;
-}
-
 std::optional<MountEntry> MountContaining(const fs::path& path) {
   std::error_code ec;
   const std::string p = fs::weakly_canonical(path, ec).string();
   std::optional<MountEntry> best;
-  for (auto& m : ReadMounts()) {
+  auto table = ReadMountTable();
+  if (!table.ok()) return best;
+  for (auto& m : *table) {
+    const std::string& mp = m.mount_point;
     const bool under =
-        m.mountpoint == "/" || p == m.mountpoint ||
-        (p.size() > m.mountpoint.size() && p.compare(0, m.mountpoint.size(), m.mountpoint) == 0 &&
-         p[m.mountpoint.size()] == '/');
-    if (under && (!best || m.mountpoint.size() >= best->mountpoint.size())) best = m;
+        mp == "/" || p == mp ||
+        (p.size() > mp.size() && p.compare(0, mp.size(), mp) == 0 && p[mp.size()] == '/');
+    if (under && (!best || mp.size() >= best->mount_point.size())) best = m;
   }
   return best;
 }
@@ -706,12 +684,10 @@ TempDir::~TempDir() {
     return;
   }
   // Only once nothing is mounted below it: never remove through a mount.
-  for (const auto& m : ReadMounts()) {
-    if (m.mountpoint.rfind(path_.string() + "/", 0) == 0) {
-      fmt::print(stderr, "{}: {} is still mounted; not removing {}\n", ProgramName(), m.mountpoint,
-                 path_.string());
-      return;
-    }
+  if (auto under = MountPointsUnder(path_.string()); !under.empty()) {
+    fmt::print(stderr, "{}: {} is still mounted; not removing {}\n", ProgramName(), under.back(),
+               path_.string());
+    return;
   }
   fmt::print(stderr, "{}: removing {}\n", ProgramName(), path_.string());
   std::error_code ec;
@@ -735,9 +711,9 @@ StatusOr<std::unique_ptr<FuseMount>> FuseMount::Start(std::string name,
   const auto deadline = Clock::now() + kMountTimeout;
   for (;;) {
     CAIRN_RETURN_IF_ERROR(CheckInterrupted());
-    auto entry = MountAt(m->mountpoint_);
-    if (entry && entry->fstype.rfind("fuse", 0) == 0) {
-      m->fstype_ = entry->fstype;
+    auto entry = TopMountAt(m->mountpoint_.string());
+    if (entry && entry->fs_type.rfind("fuse", 0) == 0) {
+      m->fstype_ = entry->fs_type;
       break;
     }
     if (!m->daemon_->Running()) {
@@ -775,9 +751,10 @@ void FuseMount::Unmount(const std::unique_ptr<FuseMount>& mount,
 void FuseMount::Unmount(std::vector<std::string>* problems) {
   if (done_) return;
   done_ = true;
-  if (MountAt(mountpoint_)) fmt::print(stderr, "{}: unmounting {}\n", name_, mountpoint_.string());
+  if (TopMountAt(mountpoint_.string()))
+    fmt::print(stderr, "{}: unmounting {}\n", name_, mountpoint_.string());
   const auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (MountAt(mountpoint_)) {
+  while (TopMountAt(mountpoint_.string())) {
     if (::umount2(mountpoint_.c_str(), 0) == 0) continue;
     if (errno == EBUSY && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -45,6 +45,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/file_util.h"
 #include "common/flags.h"
 #include "common/status.h"
 #include "proto/brick.grpc.pb.h"
@@ -149,14 +150,8 @@ json SocketsJson(const std::vector<ListenSocket>& sockets);
 
 // ---- Mounts (/proc/self/mountinfo).
 
-struct MountEntry {
-  std::string mountpoint;
-  std::string fstype;
-  std::string source;
-};
-std::vector<MountEntry> ReadMounts();
-// The mount at exactly `path` (the topmost one), if any.
-std::optional<MountEntry> MountAt(const fs::path& path);
+// common/file_util.h reads the table (ReadMountTable, TopMountAt).
+using MountEntry = MountInfoLine;
 // The mount holding `path`: the longest mount point that is a prefix of it.
 std::optional<MountEntry> MountContaining(const fs::path& path);
 

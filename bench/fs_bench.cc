@@ -457,7 +457,7 @@ Status RunWorkloads(const Options& opt, const fs::path& base, SideResult* out) {
   if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoStatus("mkdtemp", tmpl);
   const fs::path dir = tmpl;
   out->path = dir.string();
-  if (auto m = MountContaining(dir)) out->fstype = m->fstype;
+  if (auto m = MountContaining(dir)) out->fstype = m->fs_type;
   fmt::print(stderr, "{}: workloads in {} ({})\n", out->name, dir.string(), out->fstype);
   WorkloadRunner runner(opt, dir, out);
   Status s = runner.Run();
@@ -611,7 +611,7 @@ Status CheckGivenDirectory(const std::string& flag, const std::string& dir) {
 Status MeasureGivenDirectory(const Options& opt, const std::string& dir, SideResult* out) {
   auto m = MountContaining(dir);
   out->target = fmt::format("the directory {} ({} mounted at {})", dir,
-                            m ? m->fstype : "unknown file system", m ? m->mountpoint : "?");
+                            m ? m->fs_type : "unknown file system", m ? m->mount_point : "?");
   fmt::print(stderr, "{}: measuring {}\n", out->name, out->target);
   return RunWorkloads(opt, dir, out);
 }
@@ -620,11 +620,11 @@ Status MeasureCairn(const Options& opt, const fs::path& root, SideResult* out) {
   if (!opt.cairn_dir.empty()) {
     Status s = MeasureGivenDirectory(opt, opt.cairn_dir, out);
     auto m = MountContaining(opt.cairn_dir);
-    if (!m || m->fstype.rfind("fuse.cairn", 0) != 0) {
+    if (!m || m->fs_type.rfind("fuse.cairn", 0) != 0) {
       out->notes.push_back(
           fmt::format("--cairn-dir is on {}, not a Cairn mount: these are not "
                       "Cairn's figures",
-                      m ? m->fstype : "an unknown file system"));
+                      m ? m->fs_type : "an unknown file system"));
     }
     return s;
   }

@@ -48,16 +48,7 @@ struct Result {
   std::string output;  // stdout and stderr
 };
 
-bool Mounted(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mnt;
-    if (f >> id >> parent >> dev >> root >> mnt && mnt == path) return true;
-  }
-  return false;
-}
+bool Mounted(const std::string& path) { return TopMountAt(path).has_value(); }
 
 class CairnctlLocalCluster : public ::testing::Test {
  protected:

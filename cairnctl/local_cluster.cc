@@ -416,34 +416,7 @@ std::vector<std::string> StopProcs(const std::vector<Proc>& procs,
 // ---------------------------------------------------------------------------
 // Mounts.
 
-bool IsMountPoint(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mnt;
-    if (f >> id >> parent >> dev >> root >> mnt && UnescapeMountField(mnt) == path) return true;
-  }
-  return false;
-}
-
-// Every mount point strictly under `dir`, deepest first.
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mnt;
-    if (!(f >> id >> parent >> dev >> root >> mnt)) continue;
-    mnt = UnescapeMountField(mnt);
-    if (mnt.rfind(dir + "/", 0) == 0) out.push_back(mnt);
-  }
-  std::sort(out.begin(), out.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
+bool IsMountPoint(const std::string& path) { return TopMountAt(path).has_value(); }
 
 // Runs a program (looked up on $PATH) to completion; its output goes to *output.
 StatusOr<int> RunQuiet(const std::vector<std::string>& args, std::string* output) {
@@ -1086,7 +1059,7 @@ Status LocalDown(const LocalDownOptions& o, std::ostream& out) {
         if (line.rfind("could not", 0) == 0) problems += line + "; ";
       }
       // What the CSI driver mounted (staging and published paths under DIR).
-      for (const auto& path : MountsUnder(dir)) {
+      for (const auto& path : MountPointsUnder(dir)) {
         const std::string line = Unmount(path);
         out << line << "\n";
         if (line.rfind("could not", 0) == 0) problems += line + "; ";

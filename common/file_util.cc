@@ -5,7 +5,10 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <sstream>
 
 #include "common/id.h"
 #include "common/status_errno.h"
@@ -112,6 +115,52 @@ std::string UnescapeMountField(std::string_view field) {
       out += field[i];
     }
   }
+  return out;
+}
+
+StatusOr<std::vector<MountInfoLine>> ReadMountTable() {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return StatusFromErrno(errno, "open /proc/self/mountinfo");
+  std::vector<MountInfoLine> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
+    std::istringstream f(line);
+    std::string id, parent, tok;
+    MountInfoLine m;
+    if (!(f >> id >> parent >> m.dev >> m.root >> m.mount_point >> m.options)) continue;
+    while (f >> tok && tok != "-") {
+    }
+    f >> m.fs_type >> m.source;
+    m.root = UnescapeMountField(m.root);
+    m.mount_point = UnescapeMountField(m.mount_point);
+    m.source = UnescapeMountField(m.source);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::optional<MountInfoLine> TopMountAt(const std::string& path) {
+  auto table = ReadMountTable();
+  if (!table.ok()) return std::nullopt;
+  std::optional<MountInfoLine> found;
+  for (auto& m : *table) {
+    if (m.mount_point == path) found = std::move(m);  // later lines are on top
+  }
+  return found;
+}
+
+std::vector<std::string> MountPointsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  auto table = ReadMountTable();
+  if (!table.ok()) return out;
+  for (const auto& m : *table) {
+    if (m.mount_point.rfind(dir + "/", 0) == 0) out.push_back(m.mount_point);
+  }
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  });
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

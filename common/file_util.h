@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,27 @@ std::vector<std::string> ProcessCmdline(pid_t pid);
 
 // Undoes the octal escapes of a /proc/self/mountinfo field (\040 for a space).
 std::string UnescapeMountField(std::string_view field);
+
+// One line of /proc/self/mountinfo, its path fields unescaped.
+struct MountInfoLine {
+  std::string dev;   // "major:minor"
+  std::string root;  // the mounted subtree of the source file system
+  std::string mount_point;
+  std::string options;  // per-mount options ("rw,nosuid,nodev,relatime")
+  std::string fs_type;  // "fuse.cairn"
+  std::string source;
+  bool read_only() const { return options == "ro" || options.rfind("ro,", 0) == 0; }
+};
+
+// Every mount of this process's mount namespace, in /proc/self/mountinfo
+// order (a later one on the same point is mounted on top of an earlier one).
+StatusOr<std::vector<MountInfoLine>> ReadMountTable();
+
+// The topmost mount on exactly `path`, if any (none if the table is unreadable).
+std::optional<MountInfoLine> TopMountAt(const std::string& path);
+
+// The distinct mount points strictly below `dir`, deepest first.
+std::vector<std::string> MountPointsUnder(const std::string& dir);
 
 // True iff `a` and `b` are equal, in time independent of where they differ.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);

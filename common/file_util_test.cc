@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -278,6 +280,49 @@ TEST(UnescapeMountField, UndoesOctalEscapesOnly) {
   EXPECT_EQ(UnescapeMountField("plain"), "plain");
   EXPECT_EQ(UnescapeMountField("bad\\09z"), "bad\\09z");  // 9 is not octal
   EXPECT_EQ(UnescapeMountField("end\\04"), "end\\04");    // too short
+}
+
+TEST(MountTable, FindsTopMountsAndMountPointsUnderADirectory) {
+  auto table = ReadMountTable();
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  ASSERT_FALSE(table->empty());
+  ASSERT_TRUE(TopMountAt("/").has_value());
+  auto proc = TopMountAt("/proc");
+  ASSERT_TRUE(proc.has_value());
+  EXPECT_EQ(proc->fs_type, "proc");
+  EXPECT_FALSE(TopMountAt("/etc").has_value());  // a directory, not a mount point
+  EXPECT_TRUE(MountPointsUnder("/no/such/dir").empty());
+
+  // Stacked and nested tmpfs mounts, one under a name with a space (escaped in
+  // mountinfo). Needs CAP_SYS_ADMIN; skipped without it.
+  char tmpl[] = "/tmp/cairn-mounttable-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string a = dir + "/a b";
+  ASSERT_EQ(::mkdir(a.c_str(), 0755), 0);
+  if (::mount("cairn-t1", a.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    std::filesystem::remove_all(dir);
+    GTEST_SKIP() << "cannot mount tmpfs: " << std::strerror(errno);
+  }
+  ASSERT_EQ(::mount("cairn-t2", a.c_str(), "tmpfs", MS_RDONLY, "size=1m"), 0);
+  const std::string nested = dir + "/b";
+  ASSERT_EQ(::mkdir(nested.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("cairn-t3", nested.c_str(), "tmpfs", 0, "size=1m"), 0);
+  const std::string deep = nested + "/deeper";
+  ASSERT_EQ(::mkdir(deep.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("cairn-t4", deep.c_str(), "tmpfs", 0, "size=1m"), 0);
+  auto top = TopMountAt(a);
+  ASSERT_TRUE(top.has_value());
+  EXPECT_EQ(top->mount_point, a);
+  EXPECT_EQ(top->fs_type, "tmpfs");
+  EXPECT_EQ(top->source, "cairn-t2");  // the later, stacked one
+  EXPECT_TRUE(top->read_only());
+  EXPECT_FALSE(TopMountAt(nested)->read_only());
+  // Each point once (a b is mounted twice), deepest first.
+  EXPECT_EQ(MountPointsUnder(dir), (std::vector<std::string>{deep, a, nested}));
+  for (const std::string& p : {deep, nested, a, a}) ::umount2(p.c_str(), MNT_DETACH);
+  EXPECT_TRUE(MountPointsUnder(dir).empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -58,34 +58,7 @@ int StatErrno(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? 0 : errno;
 }
 
-bool IsMounted(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp;
-    f >> id >> parent >> dev >> root >> mp;
-    if (UnescapeMountField(mp) == path) return true;
-  }
-  return false;
-}
-
-// Every mount point under `dir`, deepest first.
-std::vector<std::string> MountsUnder(const std::string& dir) {
-  std::vector<std::string> out;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp;
-    f >> id >> parent >> dev >> root >> mp;
-    mp = UnescapeMountField(mp);
-    if (mp.rfind(dir + "/", 0) == 0) out.push_back(mp);
-  }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  return out;
-}
+bool IsMounted(const std::string& path) { return TopMountAt(path).has_value(); }
 
 // The pids of cairn-mount processes with `marker` among their arguments.
 std::vector<pid_t> CairnMountPids(const std::string& marker) {
@@ -258,7 +231,9 @@ class CsiContractTest : public ::testing::Test {
     }
     driver_.reset();
     extra_driver_.reset();
-    for (const auto& mp : MountsUnder(dir_.path())) ::umount2(mp.c_str(), MNT_DETACH);
+    for (const auto& mp : MountPointsUnder(dir_.path())) {
+      for (int i = 0; i < 8 && IsMounted(mp); ++i) ::umount2(mp.c_str(), MNT_DETACH);
+    }
   }
 
   std::vector<std::string> DriverArgs(const std::string& state_dir, int health_interval_ms,

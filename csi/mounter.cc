@@ -10,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "common/file_util.h"
@@ -30,31 +28,7 @@ std::string Errstr(int err) { return std::strerror(err); }
 
 }  // namespace
 
-std::optional<MountEntry> FindMount(const std::string& path_in) {
-  const std::string path = Trim(path_in);
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  std::optional<MountEntry> found;
-  while (std::getline(in, line)) {
-    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS
-    std::istringstream f(line);
-    std::string id, parent, dev, root, mp, opts;
-    if (!(f >> id >> parent >> dev >> root >> mp >> opts)) continue;
-    if (UnescapeMountField(mp) != path) continue;
-    std::string tok;
-    while (f >> tok && tok != "-") {
-    }
-    MountEntry e;
-    e.mount_point = path;
-    e.root = UnescapeMountField(root);
-    e.options = opts;
-    f >> e.fs_type >> e.source;
-    e.source = UnescapeMountField(e.source);
-    e.read_only = opts == "ro" || opts.rfind("ro,", 0) == 0;
-    found = e;  // later lines are mounted on top of earlier ones
-  }
-  return found;
-}
+std::optional<MountEntry> FindMount(const std::string& path) { return TopMountAt(Trim(path)); }
 
 const char* MountHealthName(MountHealth h) {
   switch (h) {

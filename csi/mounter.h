@@ -14,18 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "common/file_util.h"
 #include "common/status.h"
 
 namespace cairn::csi {
 
-struct MountEntry {
-  std::string mount_point;
-  std::string root;     // the mounted subtree of the source file system
-  std::string fs_type;  // "fuse.cairn"
-  std::string source;
-  std::string options;  // per-mount options (rw/ro, nosuid, ...)
-  bool read_only = false;
-};
+using MountEntry = MountInfoLine;  // common/file_util.h
 
 // The topmost mount on `path` (as /proc/self/mountinfo lists it, after the
 // path's trailing '/' is dropped), if any.

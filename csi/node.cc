@@ -463,9 +463,9 @@ Status NodeServer::Publish(const ::csi::v1::NodePublishVolumeRequest& req) {
       auto m = FindMount(target);
       auto sm = FindMount(staging);
       if (m && sm && m->source == sm->source && m->fs_type == sm->fs_type) {
-        if (m->read_only != ro) {
+        if (m->read_only() != ro) {
           return Status::AlreadyExists("target_path " + target + " is already published " +
-                                       (m->read_only ? "read-only" : "read-write"));
+                                       (m->read_only() ? "read-only" : "read-write"));
         }
         if (known && !r.targets.count(target)) {
           r.targets[target] = ro;

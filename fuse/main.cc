@@ -78,40 +78,10 @@ void FuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
-struct MountEntry {
-  std::string dev;  // "major:minor"
-  std::string fstype;
-  std::string source;
-};
-
-// The mount at `path` (absolute, resolved; the top one if stacked), from
-// /proc/self/mountinfo. Never touches the mount itself.
-std::optional<MountEntry> FindMount(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::optional<MountEntry> found;
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mount_point options [optional...] - fstype source super
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mount_point;
-    fields >> id >> parent >> dev >> root >> mount_point;
-    if (UnescapeMountField(mount_point) != path) continue;
-    std::string f;
-    while (fields >> f && f != "-") {
-    }
-    MountEntry e;
-    e.dev = dev;
-    fields >> e.fstype >> e.source;
-    e.source = UnescapeMountField(e.source);
-    found = e;
-  }
-  return found;
-}
-
 // Lets the kernel read ahead (and so send reads of) up to `kib` KiB at once;
 // its default for a FUSE mount is 128 KiB. Best effort: needs root.
 void SetReadahead(const std::string& mountpoint, int kib) {
-  auto mount = FindMount(mountpoint);
+  auto mount = TopMountAt(mountpoint);
   if (!mount.has_value() || kib <= 0) return;
   const std::string knob = "/sys/class/bdi/" + mount->dev + "/read_ahead_kb";
   std::ofstream out(knob);
@@ -144,9 +114,9 @@ StatusOr<std::string> CheckMountpoint(const std::string& path) {
   if (::realpath(path.c_str(), resolved) == nullptr) {
     return Status::FailedPrecondition("mount point " + path + ": " + std::strerror(errno));
   }
-  if (auto mount = FindMount(resolved); mount.has_value()) {
+  if (auto mount = TopMountAt(resolved); mount.has_value()) {
     return Status::AlreadyExists("mount point " + path + " is already mounted (" + mount->source +
-                                 " " + mount->fstype + ")");
+                                 " " + mount->fs_type + ")");
   }
   return std::string(resolved);
 }

@@ -76,24 +76,10 @@ std::string CairnMountBinary() {
 // Mount table.
 
 StatusOr<MountInfo> FindMount(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) return StatusFromErrno(errno, "open /proc/self/mountinfo");
+  CAIRN_ASSIGN_OR_RETURN(auto table, ReadMountTable());
   MountInfo found;
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mount_point options [optional...] - fstype source super_options
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, mount_point, options;
-    fields >> id >> parent >> dev >> root >> mount_point >> options;
-    if (UnescapeMountField(mount_point) != path) continue;
-    std::string f;
-    while (fields >> f && f != "-") {
-    }
-    MountInfo info;
-    fields >> info.fstype >> info.source;
-    info.source = UnescapeMountField(info.source);
-    info.options = options;
-    found = info;  // the last one is on top
+  for (const auto& m : table) {
+    if (m.mount_point == path) found = {m.fs_type, m.source, m.options};  // the last is on top
   }
   return found;
 }
