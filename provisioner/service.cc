@@ -5,11 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <future>
+#include <functional>
 #include <regex>
 
 #include "client/spec.h"
 #include "common/id.h"
+#include "common/parallel.h"
 
 namespace cairn::provisioner {
 
@@ -26,13 +27,7 @@ Status Bad(std::string m) { return Status::InvalidArgument(std::move(m)); }
 // Runs fn(i) for i in [0, n) at once and returns the statuses.
 template <class F>
 std::vector<Status> Parallel(size_t n, F fn) {
-  std::vector<std::future<Status>> fs;
-  fs.reserve(n);
-  for (size_t i = 0; i < n; ++i) fs.push_back(std::async(std::launch::async, fn, i));
-  std::vector<Status> out;
-  out.reserve(n);
-  for (auto& f : fs) out.push_back(f.get());
-  return out;
+  return RunParallelStatus(n, std::function<Status(size_t)>(std::move(fn)));
 }
 
 // A new operation row: pending, or already done (for changes that are
@@ -1134,7 +1129,14 @@ StatusOr<std::string> Service::CreateVolume(const json& body) {
 Status Service::RunVolumeCreate(OpRow& op) {
   CAIRN_ASSIGN_OR_RETURN(auto v, store_->GetVolume(op.target));
   CAIRN_ASSIGN_OR_RETURN(auto bricks, store_->ListBricks(v.id));
+  CAIRN_ASSIGN_OR_RETURN(std::string spec, BuildSpec(v));
   CrashPoint("volume.create:before-bricks");
+  // Each CreateBrick carries the volume's spec, which the node stores in the
+  // brick's commit: the nodes holding bricks need no PutVolumeSpec. A node
+  // that refuses the spec (a stale one of the same name from a deleted
+  // volume) or does not know the field gets the brick alone, and the spec
+  // from PutSpecEverywhere, which sorts out stale ones.
+  std::vector<char> spec_stored(bricks.size(), 0);
   auto results = Parallel(bricks.size(), [&](size_t i) -> Status {
     const BrickRow& b = bricks[i];
     CAIRN_ASSIGN_OR_RETURN(auto n, store_->GetNode(b.node_id));
@@ -1143,13 +1145,27 @@ Status Service::RunVolumeCreate(OpRow& op) {
     q.set_device_id(d.storaged_id);
     q.set_brick_id(b.id);
     q.set_capacity_bytes(b.size_kib * 1024);
+    q.set_spec_json(spec);
     sd::CreateBrickReply r;
-    return nodes_->Call(n.manage, &sd::Storaged::Stub::CreateBrick, q, &r);
+    Status s = nodes_->Call(n.manage, &sd::Storaged::Stub::CreateBrick, q, &r);
+    if (s.code() == StatusCode::kAlreadyExists || s.code() == StatusCode::kFailedPrecondition ||
+        s.code() == StatusCode::kInvalidArgument) {
+      q.clear_spec_json();
+      s = nodes_->Call(n.manage, &sd::Storaged::Stub::CreateBrick, q, &r);
+    }
+    spec_stored[i] = s.ok() && r.spec_stored();
+    return s;
   });
   Status s = FirstError(results);
   if (s.ok()) {
     CrashPoint("volume.create:after-bricks");
-    s = PutSpecEverywhere(v, /*require_brick_nodes=*/true);
+    std::set<std::string> have_spec;
+    std::set<std::string> lack_spec;
+    for (size_t i = 0; i < bricks.size(); ++i) {
+      (spec_stored[i] ? have_spec : lack_spec).insert(bricks[i].node_id);
+    }
+    for (const auto& id : lack_spec) have_spec.erase(id);
+    s = PutSpecEverywhere(v, /*require_brick_nodes=*/true, spec, have_spec);
   }
   if (!s.ok()) {
     // Roll back: nothing of a failed create stays on the nodes.
@@ -1203,7 +1219,17 @@ StatusOr<std::string> Service::BuildSpec(const VolumeRow& v) {
 
 Status Service::PutSpecEverywhere(const VolumeRow& v, bool require_brick_nodes) {
   CAIRN_ASSIGN_OR_RETURN(std::string spec, BuildSpec(v));
-  CAIRN_ASSIGN_OR_RETURN(auto nodes, store_->ListNodes(v.cluster_id));
+  return PutSpecEverywhere(v, require_brick_nodes, spec, {});
+}
+
+Status Service::PutSpecEverywhere(const VolumeRow& v, bool require_brick_nodes,
+                                  const std::string& spec, const std::set<std::string>& skip) {
+  CAIRN_ASSIGN_OR_RETURN(auto all_nodes, store_->ListNodes(v.cluster_id));
+  std::vector<NodeRow> nodes;
+  for (auto& n : all_nodes) {
+    if (!skip.count(n.id)) nodes.push_back(std::move(n));
+  }
+  if (nodes.empty()) return Status::Ok();
   CAIRN_ASSIGN_OR_RETURN(auto bricks, store_->ListBricks(v.id));
   std::set<std::string> brick_nodes;
   for (const auto& b : bricks) brick_nodes.insert(b.node_id);

@@ -119,6 +119,10 @@ class Service {
   // Best effort: what an unreachable node keeps, reconciliation removes.
   void DestroyVolumeOnNodes(const VolumeRow& v);
   Status PutSpecEverywhere(const VolumeRow& v, bool require_brick_nodes);
+  // The same with `spec` already built, leaving out the nodes in `skip`
+  // (ids of nodes that stored it with their bricks).
+  Status PutSpecEverywhere(const VolumeRow& v, bool require_brick_nodes, const std::string& spec,
+                           const std::set<std::string>& skip);
   StatusOr<std::string> BuildSpec(const VolumeRow& v);
   Status ReconcileNode(const NodeRow& n);
 

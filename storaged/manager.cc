@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "common/status_errno.h"
 
@@ -256,10 +257,29 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
   CAIRN_RETURN_IF_ERROR(ValidateId("device_id", req.device_id()));
   CAIRN_RETURN_IF_ERROR(ValidateId("brick_id", req.brick_id()));
   if (req.capacity_bytes() == 0) return Status::InvalidArgument("capacity_bytes must be > 0");
-  std::lock_guard admin(admin_mu_);
+  std::optional<SpecRecord> spec;
+  if (!req.spec_json().empty()) {
+    auto parsed = client::VolumeSpec::Parse(req.spec_json());
+    if (!parsed.ok()) return parsed.status().WithContext("spec_json");
+    bool listed = false;
+    for (const auto& sv : parsed->subvolumes) {
+      for (const auto& ref : sv) listed = listed || ref.brick_id == req.brick_id();
+    }
+    if (!listed) {
+      return Status::InvalidArgument("spec_json: volume " + parsed->name + " does not list brick " +
+                                     req.brick_id());
+    }
+    spec = SpecRecord{*parsed, parsed->ToJson()};
+  }
+  std::unique_lock admin(admin_mu_);
   const NodeState& prev = state_;  // the admin lock keeps it still (but for Apply below)
   auto dev = prev.devices.find(req.device_id());
   if (dev == prev.devices.end()) return Status::NotFound("no device " + req.device_id());
+  // A spec PutVolumeSpec would refuse is refused before anything is created.
+  bool put_spec = false;
+  if (spec) {
+    CAIRN_ASSIGN_OR_RETURN(put_spec, SpecNeedsPut(*spec));
+  }
   BrickRecord rec{req.brick_id(), req.device_id(), req.capacity_bytes()};
   const std::string path = dev->second.path + "/bricks/" + rec.id;
   bpb::AttachRequest attach;
@@ -267,6 +287,7 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
   attach.set_path(path);
   attach.set_capacity_bytes(rec.capacity_bytes);
   spb::CreateBrickReply reply;
+  reply.set_spec_stored(spec.has_value());
 
   if (auto it = prev.bricks.find(rec.id); it != prev.bricks.end()) {
     const BrickRecord& have = it->second;
@@ -279,6 +300,13 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
     if (!attached.ok()) return attached.status().WithContext("attach brick " + rec.id);
     *reply.mutable_brick() = BrickOf(prev, have, {{rec.id, attached->brick()}});
     reply.set_created(false);
+    if (put_spec) {
+      CAIRN_RETURN_IF_ERROR(store_->PutSpec(*spec));
+      Apply([&](NodeState& st) { st.specs[spec->spec.name] = *spec; });
+      spdlog::info("event=spec-put volume={} generation={}", spec->spec.name,
+                   spec->spec.generation);
+      SpecChanged(std::move(admin), spec->spec.name, &*spec);
+    }
     return reply;
   }
   const uint64_t allocated = prev.AllocatedBytes(rec.device_id);
@@ -300,19 +328,37 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
     spdlog::warn("event=brick-dir-exists brick={} path={} reason=\"kept; its data is served\"",
                  rec.id, path);
   }
-  if (Status s = store_->PutBrick(rec); !s.ok()) {
+  // A new spec (no generation of it stored) goes into the brick's commit; a
+  // newer generation of a stored one is put only once the brick serves, so
+  // an undo never has to bring an old generation back.
+  const bool spec_with_brick = put_spec && prev.specs.count(spec->spec.name) == 0;
+  if (Status s = spec_with_brick ? store_->PutBrickAndSpec(rec, *spec) : store_->PutBrick(rec);
+      !s.ok()) {
     if (made) ::rmdir(path.c_str());
     return s;
   }
-  Apply([&](NodeState& st) { st.bricks[rec.id] = rec; });
+  Apply([&](NodeState& st) {
+    st.bricks[rec.id] = rec;
+    if (spec_with_brick) st.specs[spec->spec.name] = *spec;
+  });
   auto attached = supervisor_->Attach(attach);
   if (!attached.ok()) {
-    // Undo: the brick does not exist unless brickd serves it.
+    // Undo: the brick (and a spec stored with it) do not exist unless
+    // brickd serves the brick.
     (void)supervisor_->Detach(rec.id);
     if (Status s = store_->DeleteBrick(rec.id); !s.ok()) {
       spdlog::error("event=state-revert-failed brick={} error=\"{}\"", rec.id, s.ToString());
     }
-    Apply([&](NodeState& st) { st.bricks.erase(rec.id); });
+    if (spec_with_brick) {
+      if (Status s = store_->DeleteSpec(spec->spec.name); !s.ok()) {
+        spdlog::error("event=state-revert-failed volume={} error=\"{}\"", spec->spec.name,
+                      s.ToString());
+      }
+    }
+    Apply([&](NodeState& st) {
+      st.bricks.erase(rec.id);
+      if (spec_with_brick) st.specs.erase(spec->spec.name);
+    });
     if (made) {
       std::error_code ec;
       std::filesystem::remove_all(path, ec);
@@ -323,6 +369,14 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
                rec.device_id, path, rec.capacity_bytes);
   *reply.mutable_brick() = BrickOf(prev, rec, {{rec.id, attached->brick()}});
   reply.set_created(true);
+  if (put_spec && !spec_with_brick) {
+    CAIRN_RETURN_IF_ERROR(store_->PutSpec(*spec));
+    Apply([&](NodeState& st) { st.specs[spec->spec.name] = *spec; });
+  }
+  if (put_spec) {
+    spdlog::info("event=spec-put volume={} generation={}", spec->spec.name, spec->spec.generation);
+    SpecChanged(std::move(admin), spec->spec.name, &*spec);
+  }
   return reply;
 }
 
@@ -460,6 +514,25 @@ void Manager::SpecChanged(std::unique_lock<std::mutex> admin, const std::string&
   heal_->OnSpecChanged(name, local, address);
 }
 
+StatusOr<bool> Manager::SpecNeedsPut(const SpecRecord& rec) const {
+  const std::string& name = rec.spec.name;
+  const uint64_t gen = rec.spec.generation;
+  auto it = state_.specs.find(name);
+  if (it == state_.specs.end()) return true;
+  const uint64_t have = it->second.spec.generation;
+  if (gen < have) {
+    return Status::FailedPrecondition("volume spec " + name + ": generation " +
+                                      std::to_string(gen) + " is older than the stored " +
+                                      std::to_string(have));
+  }
+  if (gen == have) {
+    if (it->second.json == rec.json) return false;
+    return Status::AlreadyExists("volume spec " + name + " generation " + std::to_string(gen) +
+                                 " is stored with different content; put a higher generation");
+  }
+  return true;
+}
+
 StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec_json) {
   auto parsed = client::VolumeSpec::Parse(spec_json);
   if (!parsed.ok()) return parsed.status();
@@ -470,21 +543,10 @@ StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec
   spb::PutVolumeSpecReply reply;
   reply.set_name(name);
   reply.set_generation(gen);
-  if (auto it = state_.specs.find(name); it != state_.specs.end()) {
-    const uint64_t have = it->second.spec.generation;
-    if (gen < have) {
-      return Status::FailedPrecondition("volume spec " + name + ": generation " +
-                                        std::to_string(gen) + " is older than the stored " +
-                                        std::to_string(have));
-    }
-    if (gen == have) {
-      if (it->second.json == rec.json) {
-        reply.set_changed(false);
-        return reply;
-      }
-      return Status::AlreadyExists("volume spec " + name + " generation " + std::to_string(gen) +
-                                   " is stored with different content; put a higher generation");
-    }
+  CAIRN_ASSIGN_OR_RETURN(bool put, SpecNeedsPut(rec));
+  if (!put) {
+    reply.set_changed(false);
+    return reply;
   }
   CAIRN_RETURN_IF_ERROR(store_->PutSpec(rec));
   Apply([&](NodeState& st) { st.specs[name] = rec; });

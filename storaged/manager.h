@@ -98,6 +98,10 @@ class Manager {
   std::map<std::string, bpb::BrickInfo> BrickdView();
   spb::Brick BrickOf(const NodeState& st, const BrickRecord& b,
                      const std::map<std::string, bpb::BrickInfo>& view) const;
+  // Whether `rec` must be stored (false: that generation is stored with the
+  // same content); FailedPrecondition for an older generation, AlreadyExists
+  // for the same generation with other content. Admin lock held.
+  StatusOr<bool> SpecNeedsPut(const SpecRecord& rec) const;
   // True if `spec` has a brick on brickd `address`.
   static bool IsLocal(const client::VolumeSpec& spec, const std::string& address);
   // Notifies the listener and the heal hook of one spec's change (`now` null:

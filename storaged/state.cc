@@ -508,6 +508,18 @@ Status StateStore::PutSpec(const SpecRecord& s) {
                                         s.spec.name);
 }
 
+Status StateStore::PutBrickAndSpec(const BrickRecord& b, const SpecRecord& spec) {
+  Status s = Exec(db_, "BEGIN IMMEDIATE");
+  if (s.ok()) {
+    s = RunPutBrick(db_, b);
+    if (s.ok()) s = RunPutSpec(db_, spec);
+    if (s.ok()) s = Exec(db_, "COMMIT");
+    if (!s.ok()) (void)Exec(db_, "ROLLBACK");
+  }
+  return s.WithContext("state database " + path_ + ": put brick " + b.id + " and volume spec " +
+                       spec.spec.name);
+}
+
 Status StateStore::SetBrickdPort(int port) {
   return RunPutPort(db_, port).WithContext("state database " + path_ + ": put brickd port");
 }

@@ -90,6 +90,8 @@ class StateStore {
   Status PutDevice(const DeviceRecord& device);
   Status PutBrick(const BrickRecord& brick);
   Status PutSpec(const SpecRecord& spec);
+  // Both in one transaction (one commit, one fsync).
+  Status PutBrickAndSpec(const BrickRecord& brick, const SpecRecord& spec);
   // Remove one record (no error if it is not there).
   Status DeleteDevice(const std::string& device_id);
   Status DeleteBrick(const std::string& brick_id);

@@ -441,6 +441,101 @@ TEST(StoragedBrickTest, DeleteRefusedWhileInSpecUnlessForced) {
   EXPECT_EQ(served->bricks_size(), 0);
 }
 
+// CreateBrick with spec_json: the spec is stored with the brick (what the
+// provisioner uses to create a volume without PutVolumeSpec), and a spec that
+// PutVolumeSpec would refuse is refused before anything is created.
+TEST(StoragedBrickTest, CreateBrickCarriesTheVolumeSpec) {
+  auto c = MustStart({.nodes = 1, .create_volume = false});
+  ASSERT_NE(c, nullptr);
+  auto& api = c->client(0);
+  const std::string node = c->brickd_address(0);
+  const std::string id = Uuid::Random().ToString();
+  auto create = [&](const std::string& brick, const std::string& spec) {
+    spb::CreateBrickRequest r;
+    r.set_device_id("dev0");
+    r.set_brick_id(brick);
+    r.set_capacity_bytes(kMiB);
+    r.set_spec_json(spec);
+    return api.Call(&S::CreateBrick, r);
+  };
+  auto bricks = [&] {
+    auto l = api.Call(&S::ListBricks, spb::ListBricksRequest());
+    std::vector<std::string> ids;
+    if (l.ok()) {
+      for (const auto& b : l->bricks()) ids.push_back(b.brick_id());
+    }
+    return ids;
+  };
+  auto stored = [&](const std::string& name) -> uint64_t {
+    spb::GetVolumeSpecRequest get;
+    get.set_name(name);
+    auto got = c->client(0).Call(&S::GetVolumeSpec, get);
+    return got.ok() ? got->generation() : 0;
+  };
+  struct stat st;
+
+  auto junk = create("b1", "{not json");
+  EXPECT_TRUE(HasStatus(junk, StatusCode::kInvalidArgument));
+  EXPECT_CONTAINS(junk.status().message(), "spec_json");
+  auto unlisted = create("b1", OneBrickSpec("vol", 1, node, "b9", id));
+  EXPECT_TRUE(HasStatus(unlisted, StatusCode::kInvalidArgument));
+  EXPECT_CONTAINS(unlisted.status().message(), "does not list brick b1");
+  EXPECT_TRUE(bricks().empty());
+  EXPECT_NE(::stat((c->device_path(0) + "/bricks/b1").c_str(), &st), 0);
+
+  // Brick and spec in one call.
+  auto made = create("b1", OneBrickSpec("vol", 1, node, "b1", id));
+  ASSERT_TRUE(IsOk(made));
+  EXPECT_TRUE(made->created());
+  EXPECT_TRUE(made->spec_stored());
+  EXPECT_TRUE(made->brick().attached());
+  EXPECT_EQ(stored("vol"), 1u);
+  // Again, identical: nothing changes, both are there.
+  auto again = create("b1", OneBrickSpec("vol", 1, node, "b1", id));
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_FALSE(again->created());
+  EXPECT_TRUE(again->spec_stored());
+  // Without a spec the reply says none was stored.
+  spb::CreateBrickRequest plain;
+  plain.set_device_id("dev0");
+  plain.set_brick_id("b1");
+  plain.set_capacity_bytes(kMiB);
+  auto no_spec = api.Call(&S::CreateBrick, plain);
+  ASSERT_TRUE(IsOk(no_spec));
+  EXPECT_FALSE(no_spec->spec_stored());
+
+  // Refused as PutVolumeSpec refuses, and the new brick is not created.
+  ASSERT_TRUE(IsOk(Put(*c, 0, OneBrickSpec("vol", 2, node, "b1", id))));
+  auto older = create("b2", OneBrickSpec("vol", 1, node, "b2", id));
+  EXPECT_TRUE(HasStatus(older, StatusCode::kFailedPrecondition));
+  EXPECT_CONTAINS(older.status().message(), "older");
+  auto differs = create("b2", OneBrickSpec("vol", 2, node, "b2", id));
+  EXPECT_TRUE(HasStatus(differs, StatusCode::kAlreadyExists));
+  EXPECT_CONTAINS(differs.status().message(), "different content");
+  EXPECT_EQ(bricks(), std::vector<std::string>{"b1"});
+  EXPECT_NE(::stat((c->device_path(0) + "/bricks/b2").c_str(), &st), 0);
+  EXPECT_EQ(stored("vol"), 2u);
+
+  // A newer generation with a new brick: both stored.
+  auto newer = create("b2", OneBrickSpec("vol", 3, node, "b2", id));
+  ASSERT_TRUE(IsOk(newer));
+  EXPECT_TRUE(newer->created());
+  EXPECT_EQ(stored("vol"), 3u);
+  // A second volume's brick and spec, then a restart: all of it is kept.
+  ASSERT_TRUE(IsOk(create("b3", OneBrickSpec("other", 1, node, "b3"))));
+  ASSERT_TRUE(IsOk(c->StopNode(0)));
+  ASSERT_TRUE(IsOk(c->StartNode(0)));
+  EXPECT_EQ(stored("vol"), 3u);
+  EXPECT_EQ(stored("other"), 1u);
+  auto listed = c->client(0).Call(&S::ListBricks, spb::ListBricksRequest());
+  ASSERT_TRUE(IsOk(listed));
+  EXPECT_EQ(listed->bricks_size(), 3);
+  // The spec holds its brick as one put by PutVolumeSpec does.
+  spb::DeleteBrickRequest del;
+  del.set_brick_id("b3");
+  EXPECT_TRUE(HasStatus(c->client(0).Call(&S::DeleteBrick, del), StatusCode::kFailedPrecondition));
+}
+
 TEST(StoragedBrickTest, ResizeIsLiveAndEnforcedByBrickd) {
   auto c = MustStart({.nodes = 1, .device_capacity = 64 * kMiB, .create_volume = false});
   ASSERT_NE(c, nullptr);
