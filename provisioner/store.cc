@@ -86,6 +86,23 @@ CREATE INDEX ops_by_target ON ops(target);
     R"sql(
 ALTER TABLE volumes ADD COLUMN zones TEXT NOT NULL DEFAULT '';
 )sql",
+    // 3: each device's allocated KiB kept by triggers on bricks (placement
+    // read a SUM over the device's bricks, which grew with every volume).
+    R"sql(
+ALTER TABLE devices ADD COLUMN allocated_kib INTEGER NOT NULL DEFAULT 0;
+UPDATE devices SET allocated_kib =
+  (SELECT COALESCE(SUM(size_kib), 0) FROM bricks WHERE bricks.device_id = devices.id);
+CREATE TRIGGER bricks_allocate AFTER INSERT ON bricks BEGIN
+  UPDATE devices SET allocated_kib = allocated_kib + NEW.size_kib WHERE id = NEW.device_id;
+END;
+CREATE TRIGGER bricks_free AFTER DELETE ON bricks BEGIN
+  UPDATE devices SET allocated_kib = allocated_kib - OLD.size_kib WHERE id = OLD.device_id;
+END;
+CREATE TRIGGER bricks_reallocate AFTER UPDATE OF size_kib, device_id ON bricks BEGIN
+  UPDATE devices SET allocated_kib = allocated_kib - OLD.size_kib WHERE id = OLD.device_id;
+  UPDATE devices SET allocated_kib = allocated_kib + NEW.size_kib WHERE id = NEW.device_id;
+END;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == Store::kSchemaVersion);
@@ -355,11 +372,11 @@ Status Store::DeleteDevice(const std::string& id) {
 
 StatusOr<uint64_t> Store::DeviceAllocatedKib(const std::string& device_id) {
   std::lock_guard l(mu_);
-  Stmt q(db_, "SELECT COALESCE(SUM(size_kib), 0) FROM bricks WHERE device_id=?");
+  Stmt q(db_, "SELECT allocated_kib FROM devices WHERE id=?");
   q.Bind(device_id);
-  auto r = q.Step();
-  if (!r.ok()) return r.status();
-  return static_cast<uint64_t>(q.Int(0));
+  CAIRN_ASSIGN_OR_RETURN(bool row, q.Step());
+  // No such device: nothing is allocated on it (as the SUM over no bricks).
+  return row ? static_cast<uint64_t>(q.Int(0)) : 0;
 }
 
 // --------------------------------------------------------------------------

@@ -93,7 +93,7 @@ struct OpRow {
 
 class Store {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens (creating) the database and migrates it. A database whose schema
   // is newer than this binary is refused (FailedPrecondition).
@@ -129,7 +129,7 @@ class Store {
   StatusOr<DeviceRow> GetDevice(const std::string& id);
   StatusOr<std::vector<DeviceRow>> ListDevices(const std::string& node_id = "");
   Status DeleteDevice(const std::string& id);
-  // KiB given to bricks on the device.
+  // KiB given to bricks on the device (kept by triggers on bricks).
   StatusOr<uint64_t> DeviceAllocatedKib(const std::string& device_id);
 
   // Volumes and bricks.
