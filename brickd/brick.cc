@@ -492,6 +492,7 @@ struct BrickOps {
       const std::string base_rel = "mark." + std::to_string(base);
       if (::linkat(b.meta_fd_, base_rel.c_str(), b.meta_fd_, rel.c_str(), 0) == 0 ||
           errno == EEXIST) {
+        b.marks_made_.fetch_add(1);
         return Status::Ok();
       }
       if (errno == ENOENT) {
@@ -509,6 +510,7 @@ struct BrickOps {
     if (::mknodat(b.meta_fd_, rel.c_str(), S_IFREG | 0600, 0) != 0 && errno != EEXIST) {
       return Errno("mark dirty " + id.ToString());
     }
+    b.marks_made_.fetch_add(1);
     return Status::Ok();
   }
 
@@ -1598,6 +1600,11 @@ StatusOr<pb::ListDirtyReply> Brick::ListDirty(const pb::ListDirtyRequest& req) {
 }
 
 StatusOr<bool> Brick::HasDirty() {
+  // A mark counts itself after its link exists, so one made before the
+  // count is read below is in the directory read after it, and one counted
+  // later makes the next call read the directory again.
+  const uint64_t marks = marks_made_.load();
+  if (marks == clean_at_.load()) return false;
   CAIRN_ASSIGN_OR_RETURN(DIR * d, OpenDirtyIndex(meta_fd_));
   bool any = false;
   while (struct dirent* e = ::readdir(d)) {
@@ -1607,6 +1614,7 @@ StatusOr<bool> Brick::HasDirty() {
     }
   }
   ::closedir(d);
+  if (!any) clean_at_.store(marks);
   return any;
 }
 

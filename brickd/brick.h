@@ -96,6 +96,8 @@ class Brick {
   Status Forget(const pb::ForgetRequest& req);
   StatusOr<pb::ListDirtyReply> ListDirty(const pb::ListDirtyRequest& req);
   // True if the dirty index has at least one entry (reads up to the first).
+  // A brick found clean is not read again until something is marked: a
+  // node's summary of hundreds of quiet bricks costs no directory reads.
   StatusOr<bool> HasDirty();
   StatusOr<pb::ClearDirtyReply> ClearDirty(const pb::ClearDirtyRequest& req);
   // Self-heal (docs/heal.md): block digests of a file, a directory's parent
@@ -117,6 +119,10 @@ class Brick {
   // Dirty marks are hard links to .cairn/mark.N (no inode per mark); N moves
   // on when a base file reaches the file system's link limit.
   std::atomic<int> mark_base_{0};
+  // Marks made (counted after each mark's link exists), and the count at
+  // which HasDirty last found the index empty (~0: never).
+  std::atomic<uint64_t> marks_made_{0};
+  std::atomic<uint64_t> clean_at_{~uint64_t{0}};
   BrickStats stats_;
 };
 

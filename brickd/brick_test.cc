@@ -881,6 +881,12 @@ TEST_F(BrickTest, MarkedMutationsBumpVersionsAndEnterDirtyIndex) {
   *e->mutable_version() = GetAttr(Root())->version();
   EXPECT_EQ(brick_->ClearDirty(cd)->cleared(), 1u);
   EXPECT_FALSE(*brick_->HasDirty());
+  // Found clean, then marked again: seen at once (the clean answer is
+  // remembered only until the next mark).
+  EXPECT_FALSE(*brick_->HasDirty());
+  ASSERT_TRUE(Write(f, 0, "v4", /*dirty=*/true).ok());
+  EXPECT_TRUE(*brick_->HasDirty());
+  EXPECT_TRUE(*brick_->HasDirty());
 }
 
 TEST_F(BrickTest, EntryOpsReportTheParentVersionForClearDirty) {
