@@ -76,12 +76,18 @@ std::shared_ptr<NodeSummary> SummaryOf(const std::string& address) {
 
 // Whether `brick` on `node` is attached and clean by a summary at most
 // `max_age` old (fetched now if the cached one is older).
+// A summary that does not list the brick is fetched again once it is
+// kUnlistedMaxAge old: the brick may be newer than the summary (the bricks of
+// a new volume are created on all its nodes at about the same time).
+constexpr auto kUnlistedMaxAge = std::chrono::milliseconds(50);
+
 bool SummaryClean(client::Node* node, const std::string& brick, const std::string& token,
                   std::chrono::milliseconds max_age) {
   auto sum = SummaryOf(node->address());
   std::lock_guard l(sum->mu);
   const auto now = std::chrono::steady_clock::now();
-  if (now - sum->at > max_age) {
+  const bool unlisted = sum->ok && !sum->dirty.count(brick) && now - sum->at > kUnlistedMaxAge;
+  if (now - sum->at > max_age || unlisted) {
     sum->at = now;
     sum->ok = false;
     sum->dirty.clear();
@@ -320,6 +326,7 @@ HealerImpl::HealerImpl(client::VolumeSpec spec, Options options)
     subs_.push_back(std::move(sub));
   }
   digest_ = opt_.digest;
+  quiet_ = opt_.start_quiet && opt_.node_summaries;
 }
 
 HealerImpl::~HealerImpl() {

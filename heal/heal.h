@@ -47,6 +47,11 @@ struct Options {
   // healer of the process) and skips the per-brick probes and listings when
   // every brick is attached and clean. False: always poll every brick.
   bool node_summaries = true;
+  // Start as if a pass had found the volume quiet: the first poll already
+  // trusts the node summaries (one that does not list a brick is fetched
+  // again when 50 ms old). For a volume just created, whose bricks are new
+  // and empty; without node summaries it has no effect.
+  bool start_quiet = false;
   uint32_t block_size = 128 * 1024;  // data heal granularity (power of two, 4K..4M)
   // Block digests asked of the bricks (common/digest.h). A brick that does
   // not know the algorithm answers with SHA-256; the healer then uses that.

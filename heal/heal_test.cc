@@ -493,6 +493,36 @@ TEST_F(HealTest, QuietPollsUseNodeSummariesAndStillSeeDamage) {
   EXPECT_GE((*off)->GetInfo().stats.passes, 5u);
 }
 
+// storaged starts the healer of a volume it has just created quiet: the
+// first polls trust the node summaries (no pass over every brick). Damage
+// is still seen: a dirty mark or a replica away makes the poll a pass.
+TEST_F(HealTest, HealerOfANewVolumeStartsQuietButSeesDamage) {
+  Start();
+  Ino f = Put(kRootIno, "f", "v1");
+  ASSERT_TRUE(WaitHealed(StartHealer(0)));  // the client's marks are gone
+  healers_.clear();
+  heal::Options o = HealOptions(0);
+  o.start_quiet = true;
+  auto quiet = heal::VolumeHealer::Start(cluster_->spec(), o);
+  ASSERT_OK(quiet);
+  std::this_thread::sleep_for(1s);  // ~10 polls at 100 ms
+  auto stats = (*quiet)->GetInfo().stats;
+  EXPECT_EQ(stats.passes, 0u);
+  EXPECT_GE(stats.summary_skips, 5u);
+  quiet->reset();
+
+  ASSERT_OK(Kill(2));
+  ASSERT_OK(vol_->Write(f, 0, "v2 while node 2 is away", false));
+  ASSERT_OK(cluster_->RestartNode(2));
+  auto h = heal::VolumeHealer::Start(cluster_->spec(), o);
+  ASSERT_OK(h);
+  healers_.push_back(std::move(*h));
+  ASSERT_TRUE(WaitHealed(healers_.back().get()));
+  EXPECT_GT(healers_.back()->GetInfo().stats.passes, 0u);
+  EXPECT_GT(healers_.back()->GetInfo().stats.healed_objects, 0u);
+  ExpectBricksEqual();
+}
+
 // storaged runs every healer of a node on one heal::Scheduler: a few threads,
 // not one per volume. Kick still starts a poll at once.
 TEST_F(HealTest, HealersShareASchedulerAndKickWakesThem) {

@@ -13,7 +13,8 @@ HealEngine::HealEngine(heal::Options options) : options_(std::move(options)) {}
 HealEngine::~HealEngine() { Stop(); }
 
 void HealEngine::UpdateLocked(const std::string& name, const client::VolumeSpec* spec,
-                              const std::string& brickd_address, std::vector<Entry>* gone) {
+                              const std::string& brickd_address, bool live,
+                              std::vector<Entry>* gone) {
   auto it = healers_.find(name);
   if (spec == nullptr || spec->replica < 2) {  // nothing to heal on a distribute volume
     if (it == healers_.end()) return;
@@ -33,6 +34,11 @@ void HealEngine::UpdateLocked(const std::string& name, const client::VolumeSpec*
   }
   heal::Options o = options_;
   o.local_node = brickd_address;
+  // A volume's first spec seen live (it was just created): its bricks are
+  // new and empty, so the healer trusts the node summaries from the start
+  // rather than polling every brick once. At start-up, or for a new
+  // generation, the first poll is a full pass.
+  o.start_quiet = live && it == healers_.end() && spec->generation == 1;
   auto healer = heal::VolumeHealer::Start(*spec, o);
   if (!healer.ok()) {
     spdlog::error("event=heal_start_failed volume={} error=\"{}\"", name,
@@ -53,13 +59,14 @@ void HealEngine::OnSpecsChanged(const std::vector<client::VolumeSpec>& local_spe
     std::set<std::string> present;
     for (const auto& spec : local_specs) {
       present.insert(spec.name);
-      UpdateLocked(spec.name, &spec, brickd_address, &gone);
+      UpdateLocked(spec.name, &spec, brickd_address, /*live=*/false, &gone);
     }
     std::vector<std::string> absent;
     for (const auto& [name, e] : healers_) {
       if (present.count(name) == 0) absent.push_back(name);
     }
-    for (const auto& name : absent) UpdateLocked(name, nullptr, brickd_address, &gone);
+    for (const auto& name : absent)
+      UpdateLocked(name, nullptr, brickd_address, /*live=*/false, &gone);
   }
   gone.clear();  // healers stop (join their threads) outside the lock
 }
@@ -70,7 +77,7 @@ void HealEngine::OnSpecChanged(const std::string& name, const client::VolumeSpec
   {
     std::lock_guard l(mu_);
     if (stopped_) return;
-    UpdateLocked(name, local_spec, brickd_address, &gone);
+    UpdateLocked(name, local_spec, brickd_address, /*live=*/true, &gone);
   }
   gone.clear();  // outside the lock
 }

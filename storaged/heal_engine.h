@@ -41,8 +41,9 @@ class HealEngine : public HealHook {
   // Starts, restarts (spec or address changed) or keeps the healer of
   // `spec` (a local one), or stops it (`spec` null or not replicated).
   // Replaced healers go to `gone`, to be destroyed (joined) outside mu_.
+  // `live`: a single spec changed (a put), not the whole set (start-up).
   void UpdateLocked(const std::string& name, const client::VolumeSpec* spec,
-                    const std::string& brickd_address, std::vector<Entry>* gone);
+                    const std::string& brickd_address, bool live, std::vector<Entry>* gone);
 
   heal::Options options_;
   std::mutex mu_;
