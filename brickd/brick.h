@@ -80,7 +80,13 @@ class Brick {
   StatusOr<pb::Attr> Link(const pb::LinkRequest& req);
   StatusOr<pb::ReadlinkReply> Readlink(const pb::ReadlinkRequest& req);
   StatusOr<pb::ReadReply> Read(const pb::ReadRequest& req);
-  StatusOr<pb::WriteReply> Write(const pb::WriteRequest& req);
+  // kAround: the 4 KiB-aligned part goes around the page cache (O_DIRECT),
+  // for self-heal's bulk copies, which would otherwise fill the node's page
+  // cache with data nobody reads and evict what clients do; where direct
+  // I/O is not possible (tmpfs, unaligned), the write is buffered.
+  enum class WriteMode { kBuffered, kAround };
+  StatusOr<pb::WriteReply> Write(const pb::WriteRequest& req,
+                                 WriteMode mode = WriteMode::kBuffered);
   Status Fsync(const pb::FsyncRequest& req);
   StatusOr<pb::Attr> Fallocate(const pb::FallocateRequest& req);
   StatusOr<pb::Attr> Truncate(const pb::TruncateRequest& req);

@@ -7,11 +7,11 @@ namespace cairn::brickd {
 
 std::string_view OpName(Op op) {
   static constexpr std::array<std::string_view, static_cast<size_t>(Op::kCount)> kNames = {
-      "lookup",    "getattr",    "setattr",   "create",      "mknod",     "mkdir",
-      "symlink",   "link",       "readlink",  "read",        "write",     "fsync",
-      "fallocate", "truncate",   "unlink",    "rmdir",       "rename",    "readdir",
-      "getxattr",  "setxattr",   "listxattr", "removexattr", "statfs",    "forget",
-      "listdirty", "cleardirty", "checksum",  "locate",      "setversion"};
+      "lookup",    "getattr",    "setattr",   "create",      "mknod",      "mkdir",
+      "symlink",   "link",       "readlink",  "read",        "write",      "fsync",
+      "fallocate", "truncate",   "unlink",    "rmdir",       "rename",     "readdir",
+      "getxattr",  "setxattr",   "listxattr", "removexattr", "statfs",     "forget",
+      "listdirty", "cleardirty", "checksum",  "locate",      "setversion", "copyfrom"};
   auto i = static_cast<size_t>(op);
   return i < kNames.size() ? kNames[i] : "unknown";
 }

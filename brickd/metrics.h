@@ -50,6 +50,7 @@ enum class Op : uint8_t {
   kChecksum,
   kLocate,
   kSetVersion,
+  kCopyFrom,
   kCount
 };
 

@@ -171,6 +171,94 @@ grpc::ServerUnaryReactor* BrickServiceImpl::DirtySummary(grpc::CallbackServerCon
   return reactor;
 }
 
+std::shared_ptr<client::Node> BrickServiceImpl::Peer(const std::string& address) {
+  constexpr size_t kMaxPeers = 1024;  // a cluster's brickds; more: start over
+  std::lock_guard l(peers_mu_);
+  if (auto it = peers_.find(address); it != peers_.end()) return it->second;
+  if (peers_.size() >= kMaxPeers) peers_.clear();
+  auto node = std::make_shared<client::Node>(address);
+  peers_[address] = node;
+  return node;
+}
+
+grpc::ServerUnaryReactor* BrickServiceImpl::CopyFrom(grpc::CallbackServerContext* ctx,
+                                                     const pb::CopyFromRequest* req,
+                                                     pb::WriteReply* out) {
+  if (Status s = auth_->Check(*ctx, Role::kAdmin); !s.ok()) return Finished(ctx, s);
+  if (req->length() == 0 || req->length() > kMaxIoBytes) {
+    return Finished(ctx, Status(StatusCode::kInvalidArgument,
+                                "length must be 1.." + std::to_string(kMaxIoBytes) + ", not " +
+                                    std::to_string(req->length()),
+                                EINVAL));
+  }
+  if (req->source_node().empty() || req->source_brick_id().empty()) {
+    return Finished(ctx, Status(StatusCode::kInvalidArgument,
+                                "source_node and source_brick_id are required", EINVAL));
+  }
+  if (!registry_->Find(req->brick_id())) {
+    return Finished(ctx, Status::NotFound("no brick '" + req->brick_id() + "' on this node"));
+  }
+  // The source is read with the callback API: no worker waits on the
+  // network (a worker blocked on a source served by this very brickd could
+  // otherwise wait for a worker). The write runs on the pool.
+  struct Call {
+    grpc::ClientContext ctx;
+    pb::ReadRequest rq;
+    pb::ReadReply rp;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  };
+  auto call = std::make_shared<Call>();
+  call->rq.set_brick_id(req->source_brick_id());
+  call->rq.set_id(req->id());
+  call->rq.set_offset(req->offset());
+  call->rq.set_size(req->length());
+  const auto limit = std::chrono::system_clock::now() + std::chrono::seconds(60);
+  client::PrepareContext(&call->ctx, auth_->data_token(), std::chrono::seconds(60));
+  call->ctx.set_deadline(std::min(limit, ctx->deadline()));
+  std::shared_ptr<client::Node> source = Peer(req->source_node());
+  auto* reactor = ctx->DefaultReactor();
+  source->stub()->async()->Read(
+      &call->ctx, &call->rq, &call->rp,
+      [this, call, source, ctx, req, out, reactor](grpc::Status st) {
+        if (!st.ok()) {
+          const Status s = FromGrpcStatus(st, call->ctx);
+          const std::string what = "source brick " + req->source_brick_id() + " on " +
+                                   req->source_node() + ": " + s.message();
+          reactor->Finish(ToGrpcStatus(client::IsTransportFailure(st)
+                                           ? Status(StatusCode::kUnavailable, what, ENOTCONN)
+                                           : Status(s.code(), what, s.posix_errno()),
+                                       ctx));
+          return;
+        }
+        bool queued = pool_->Submit([this, call, ctx, req, out, reactor] {
+          std::shared_ptr<Brick> brick = registry_->Find(req->brick_id());
+          Status s;
+          if (!brick) {
+            s = Status::NotFound("no brick '" + req->brick_id() + "' on this node");
+          } else {
+            pb::WriteRequest w;
+            w.set_brick_id(req->brick_id());
+            w.set_id(req->id());
+            *w.mutable_txn() = req->txn();
+            w.set_offset(req->offset());
+            std::string* data = call->rp.mutable_data();
+            // The source shrank meanwhile: its version moved, and the heal's
+            // commit (conditional on it) will not take this copy.
+            if (data->size() < req->length()) data->resize(req->length(), '\0');
+            w.set_data(std::move(*data));
+            auto r = brick->Write(w, Brick::WriteMode::kAround);
+            s = r.status();
+            if (r.ok()) *out = std::move(*r);
+            brick->stats().Record(Op::kCopyFrom, std::chrono::steady_clock::now() - call->start,
+                                  s.ok());
+          }
+          reactor->Finish(ToGrpcStatus(s, ctx));
+        });
+        if (!queued) reactor->Finish(ToGrpcStatus(Overloaded(), ctx));
+      });
+  return reactor;
+}
+
 template <typename Req, typename Fn>
 grpc::ServerUnaryReactor* BrickAdminServiceImpl::Serve(grpc::CallbackServerContext* ctx, const Req*,
                                                        Fn fn) {

@@ -7,10 +7,14 @@
 // brick, and calls beyond the pool's size queue rather than fail.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "brickd/registry.h"
 #include "brickd/worker_pool.h"
+#include "client/node.h"
 #include "common/status.h"
 #include "proto/brick.grpc.pb.h"
 
@@ -28,6 +32,8 @@ class Authenticator {
   Status Check(const grpc::ServerContextBase& context, Role role) const;
   // Same, for a raw "Authorization" header value (HTTP).
   Status CheckHeader(std::string_view header, Role role) const;
+  // The data token, for brickd's own calls to other brickds (CopyFrom).
+  const std::string& data_token() const { return data_token_; }
 
  private:
   const std::string data_token_;
@@ -99,6 +105,8 @@ class BrickServiceImpl final : public pb::Brick::CallbackService {
   grpc::ServerUnaryReactor* DirtySummary(grpc::CallbackServerContext*,
                                          const pb::DirtySummaryRequest*,
                                          pb::DirtySummaryReply*) override;
+  grpc::ServerUnaryReactor* CopyFrom(grpc::CallbackServerContext*, const pb::CopyFromRequest*,
+                                     pb::WriteReply*) override;
   grpc::ServerUnaryReactor* SetVersion(grpc::CallbackServerContext*, const pb::SetVersionRequest*,
                                        pb::AttrReply*) override;
 
@@ -106,9 +114,14 @@ class BrickServiceImpl final : public pb::Brick::CallbackService {
   template <typename Req, typename Fn>
   grpc::ServerUnaryReactor* Serve(Op op, grpc::CallbackServerContext* ctx, const Req* req, Fn fn);
 
+  // The connection to another brickd (CopyFrom's sources), made once.
+  std::shared_ptr<client::Node> Peer(const std::string& address);
+
   BrickRegistry* const registry_;
   const Authenticator* const auth_;
   WorkerPool* const pool_;
+  std::mutex peers_mu_;
+  std::map<std::string, std::shared_ptr<client::Node>> peers_;  // GUARDED_BY(peers_mu_)
 };
 
 // Attach/detach/list/resize; admin token only.

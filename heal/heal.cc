@@ -997,6 +997,7 @@ Info HealerImpl::GetInfo() {
   info.stats.checksummed_bytes = checksummed_bytes_.load();
   info.stats.passes = passes_.load();
   info.stats.summary_skips = summary_skips_.load();
+  info.stats.peer_copied_bytes = peer_copied_bytes_.load();
   info.stats.entries_created = entries_created_.load();
   info.stats.entries_removed = entries_removed_.load();
   info.stats.errors = errors_.load();

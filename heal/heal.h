@@ -31,7 +31,12 @@ namespace cairn::heal {
 class Scheduler;
 
 struct Options {
-  std::string token;       // data token of the volume's bricks
+  std::string token;  // data token of the volume's bricks
+  // brickd's admin token. Given, data heals copy brick to brick (the sink's
+  // brickd reads from the source's: Brick.CopyFrom) instead of through the
+  // healer; a brickd without the call, or that refuses the token, gets the
+  // copies through the healer from then on. Empty: always through the healer.
+  std::string admin_token;
   std::string local_node;  // this node's brickd address as written in the spec ("host:port")
   int parallel = 8;        // objects healed at once (bound)
   std::chrono::milliseconds interval{250};  // dirty-index poll period
@@ -117,9 +122,10 @@ struct Stats {
   uint64_t entries_removed = 0;
   uint64_t errors = 0;
   uint64_t full_crawls = 0;
-  uint64_t passes = 0;         // polls that probed and listed the bricks
-  uint64_t summary_skips = 0;  // polls answered by the node-wide dirty summaries
-  bool active = false;         // a pass is healing right now
+  uint64_t passes = 0;             // polls that probed and listed the bricks
+  uint64_t summary_skips = 0;      // polls answered by the node-wide dirty summaries
+  uint64_t peer_copied_bytes = 0;  // of healed_bytes, copied brick to brick (CopyFrom)
+  bool active = false;             // a pass is healing right now
 };
 
 struct Info {

@@ -346,11 +346,17 @@ TEST_F(HealTest, GranularDataHealCopiesOnlyChangedBlocks) {
   // 1 MiB overwritten in the middle, not aligned to the 128 KiB heal blocks.
   ASSERT_OK(vol_->Write(f, mid + 64 * 1024, Pattern(kMiB, 8), false));
   ASSERT_OK(cluster_->RestartNode(2));
-  StartHealer(0);
+  // Brick to brick: the sink's brickd reads the changed blocks itself.
+  heal::Options o = HealOptions(0);
+  o.admin_token = cluster_->admin_token();
+  auto h = heal::VolumeHealer::Start(cluster_->spec(), o);
+  ASSERT_OK(h);
+  healers_.push_back(std::move(*h));
   ASSERT_TRUE(WaitHealed(healers_[0].get()));
   auto st = healers_[0]->GetInfo().stats;
   EXPECT_GE(st.healed_bytes, kMiB);
   EXPECT_LE(st.healed_bytes, kMiB + kMiB / 2);
+  EXPECT_EQ(st.peer_copied_bytes, st.healed_bytes);
   EXPECT_GE(st.checksummed_bytes, kGiB);
   EXPECT_EQ(st.errors, 0u);
   std::printf("granular heal of a 1 GiB file: healed_bytes=%llu checksummed_bytes=%llu\n",
@@ -377,8 +383,19 @@ TEST_F(HealTest, TruncateExtendAndPunchWhileDown) {
   ASSERT_OK(Truncate(empty, 0));
   ASSERT_OK(vol_->Write(append, 0, "more", true));
   ASSERT_OK(cluster_->RestartNode(0));
-  StartAllHealers();  // node 0 is back and heals its own subvolume (lowest replica)
+  // node 0 is back and heals its own subvolume (lowest replica). Its admin
+  // token is one the brickds refuse: the copies fall back to going through
+  // the healer.
+  for (int i = 0; i < cluster_->nodes(); ++i) {
+    heal::Options o = HealOptions(i);
+    o.admin_token = "not-the-admin-token";
+    auto h = heal::VolumeHealer::Start(cluster_->spec(), o);
+    ASSERT_OK(h);
+    healers_.push_back(std::move(*h));
+  }
   ASSERT_TRUE(WaitHealed(healers_[0].get()));
+  EXPECT_GT(healers_[0]->GetInfo().stats.healed_bytes, 0u);
+  EXPECT_EQ(healers_[0]->GetInfo().stats.peer_copied_bytes, 0u);
   ExpectBricksEqual();
   auto snap = TakeBrickSnapshot(cluster_->brick_path(0, 0));
   EXPECT_EQ(snap["shrink"].size, kMiB + 100);

@@ -111,7 +111,13 @@ class HealerImpl {
   // ---- Brick calls (heal.cc). Transport failures are Unavailable/ENOTCONN.
   template <class Req, class Rep, class Issue>
   StatusOr<Rep> Call(const Replica& r, Req req, Issue issue,
-                     std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+                     std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) {
+    return CallWith<Req, Rep>(opt_.token, r, std::move(req), issue, timeout);
+  }
+  // The same with another token.
+  template <class Req, class Rep, class Issue>
+  StatusOr<Rep> CallWith(const std::string& token, const Replica& r, Req req, Issue issue,
+                         std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // GetAttr of `id` on every replica of subvolume s, in parallel.
   StatusOr<std::vector<ReplicaState>> Stat(int s, const Uuid& id);
   StatusOr<Listing> List(const Replica& r, const Uuid& dir);
@@ -155,9 +161,13 @@ class HealerImpl {
   // The digest algorithm asked of the bricks: options.digest until a brick
   // answers with another one (an older brickd), then that one for good.
   std::atomic<DigestAlgorithm> digest_;
+  // Copies go brick to brick (Options.admin_token; false after a brickd
+  // could not do it).
+  std::atomic<bool> peer_copy_{true};
   // Statistics.
   std::atomic<uint64_t> healed_objects_{0}, healed_bytes_{0}, checksummed_bytes_{0},
       entries_created_{0}, entries_removed_{0}, errors_{0}, full_crawls_{0};
+  std::atomic<uint64_t> peer_copied_bytes_{0};  // of healed_bytes_: brick to brick
   std::atomic<bool> active_{false};
 
  private:
@@ -224,11 +234,11 @@ class HealerImpl {
 };
 
 template <class Req, class Rep, class Issue>
-StatusOr<Rep> HealerImpl::Call(const Replica& r, Req req, Issue issue,
-                               std::chrono::milliseconds timeout) {
+StatusOr<Rep> HealerImpl::CallWith(const std::string& token, const Replica& r, Req req, Issue issue,
+                                   std::chrono::milliseconds timeout) {
   req.set_brick_id(r.brick_id);
   auto res = client::FanOut<Req, Rep>(
-      {r.target}, opt_.token, timeout.count() > 0 ? timeout : opt_.rpc_timeout,
+      {r.target}, token, timeout.count() > 0 ? timeout : opt_.rpc_timeout,
       [&](size_t) { return req; }, issue, /*include_down=*/true);
   if (res[0].ok()) return std::move(res[0].reply);
   if (res[0].transport) {

@@ -903,6 +903,36 @@ Status ObjectHealer::CopyBlocks(int S, const std::vector<int>& sinks, uint64_t c
       return h_.Call<pb::FallocateRequest, pb::AttrReply>(rep(run.K), q, CAIRN_ASYNC(Fallocate))
           .status();
     }
+    if (!h_.opt_.admin_token.empty() && h_.peer_copy_.load()) {
+      // Brick to brick: the sink's brickd reads the run from the source's.
+      pb::CopyFromRequest q;
+      q.set_id(id_.Raw());
+      q.set_offset(run.off);
+      q.set_length(static_cast<uint32_t>(run.len));
+      q.set_source_node(rep(S).node->address());
+      q.set_source_brick_id(rep(S).brick_id);
+      *q.mutable_txn() = h_.HealTxn(v(run.K));
+      auto r = h_.CallWith<pb::CopyFromRequest, pb::WriteReply>(h_.opt_.admin_token, rep(run.K), q,
+                                                                CAIRN_ASYNC(CopyFrom));
+      if (r.ok()) {
+        h_.healed_bytes_.fetch_add(run.len);
+        h_.peer_copied_bytes_.fetch_add(run.len);
+        return Status::Ok();
+      }
+      const StatusCode c = r.status().code();
+      if (c != StatusCode::kUnimplemented && c != StatusCode::kUnauthenticated &&
+          c != StatusCode::kPermissionDenied) {
+        return r.status();
+      }
+      // A brickd older than the call, or one that does not take this node's
+      // admin token: copies go through the healer from now on.
+      if (h_.peer_copy_.exchange(false)) {
+        spdlog::warn(
+            "event=heal_copy_fallback volume={} brick={} node={} reason=\"{}\" (copies go "
+            "through the healer)",
+            h_.spec_.name, rep(run.K).brick_id, rep(run.K).node->address(), r.status().message());
+      }
+    }
     pb::ReadRequest rq;
     rq.set_id(id_.Raw());
     rq.set_offset(run.off);

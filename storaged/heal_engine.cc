@@ -121,6 +121,7 @@ StatusOr<spb::HealInfoReply> HealEngine::Info(const std::string& volume) {
   reply.set_full_crawls(info.stats.full_crawls);
   reply.set_passes(info.stats.passes);
   reply.set_summary_skips(info.stats.summary_skips);
+  reply.set_peer_copied_bytes(info.stats.peer_copied_bytes);
   return reply;
 }
 

@@ -125,6 +125,9 @@ int Run(int argc, char** argv) {
                "threads polling every volume's healer (one pool per node, not a thread per "
                "volume); more, up to 64, while all are busy. 0: a thread per volume");
   flags.AddInt("heal-interval-ms", 250, "how often the dirty indexes are polled");
+  flags.AddBool("heal-peer-copy", true,
+                "data heals copy brick to brick (the sink's brickd reads from the source's); "
+                "false: through storaged");
   flags.AddInt("heal-idle-interval-ms", 4000,
                "a quiet volume (nothing dirty, every replica up) is polled ever less often, "
                "up to this");
@@ -359,6 +362,9 @@ int Run(int argc, char** argv) {
   if (flags.GetBool("heal")) {
     heal::Options ho;
     ho.token = *data_token;
+    // Data heals copy brick to brick (the cluster's brickds share the admin
+    // token; one that does not take it gets copies through this process).
+    if (flags.GetBool("heal-peer-copy")) ho.admin_token = *admin_token;
     ho.parallel = static_cast<int>(flags.GetInt("heal-parallel"));
     ho.interval = std::chrono::milliseconds(flags.GetInt("heal-interval-ms"));
     ho.idle_interval = std::chrono::milliseconds(flags.GetInt("heal-idle-interval-ms"));

@@ -1381,5 +1381,94 @@ TEST_F(BrickdTest, ServesOnAnotherLoopbackAddress) {
   EXPECT_EQ(res->status, 200);
 }
 
+// ---------------------------------------------------------------------------
+// CopyFrom: self-heal's brick-to-brick copy.
+
+// The sink brickd (brickd_) reads from a second brickd sharing its data
+// token, and writes what it read as a heal write would.
+TEST_F(BrickdTest, CopyFromCopiesFromAnotherBrickdAndChecksEverything) {
+  ASSERT_NO_FATAL_FAILURE(StartBrickd());
+  ASSERT_NO_FATAL_FAILURE(AttachFresh("sink"));
+  BrickdOptions so;
+  so.data_token = brickd_->data_token();
+  auto src = BrickdProcess::Start(so);
+  ASSERT_TRUE(IsOk(src));
+  BrickdClient src_client((*src)->address());
+  pb::AttachRequest attach;
+  attach.set_brick_id("src");
+  attach.set_path(bricks_.MakeSubdir("src"));
+  ASSERT_TRUE(IsOk(src_client.Call(&pb::BrickAdmin::Stub::Attach, attach, (*src)->admin_token())));
+  BrickFs source(src_client, brickd_->data_token(), "src");
+  BrickFs sink = Fs("sink");
+
+  // The same file (same id) on both; 5 MiB + 1000 bytes of data on the source.
+  const Uuid id = Uuid::Random();
+  ASSERT_TRUE(IsOk(source.MakeEntry(false, Uuid::Root(), "f", id)));
+  ASSERT_TRUE(IsOk(sink.MakeEntry(false, Uuid::Root(), "f", id)));
+  std::string data(5 * kMiB + 1000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i * 7919) % 26);
+  ASSERT_TRUE(IsOk(source.Write(id, 0, data.substr(0, 4 * kMiB))));
+  ASSERT_TRUE(IsOk(source.Write(id, 4 * kMiB, data.substr(4 * kMiB))));
+
+  auto copy = [&](uint64_t off, uint32_t len, const std::string& token,
+                  const std::string& node = "", const std::string& brick = "src",
+                  const pb::Version* expected = nullptr) {
+    pb::CopyFromRequest q;
+    q.set_brick_id("sink");
+    q.set_id(id.Raw());
+    q.set_offset(off);
+    q.set_length(len);
+    q.set_source_node(node.empty() ? (*src)->address() : node);
+    q.set_source_brick_id(brick);
+    if (expected != nullptr) *q.mutable_txn()->mutable_expected() = *expected;
+    return client_->Call(&pb::Brick::Stub::CopyFrom, q, token);
+  };
+  const std::string& admin = brickd_->admin_token();
+  // The aligned head (direct I/O), then the unaligned tail, then a piece in
+  // the middle at an unaligned offset (buffered).
+  auto head = copy(0, 4 * kMiB, admin);
+  ASSERT_TRUE(IsOk(head));
+  EXPECT_EQ(head->written(), 4 * kMiB);
+  auto tail = copy(4 * kMiB, kMiB + 1000, admin);
+  ASSERT_TRUE(IsOk(tail));
+  EXPECT_EQ(tail->attr().size(), data.size());
+  ASSERT_TRUE(IsOk(sink.Write(id, 1000, std::string(5000, 'Z'))));
+  ASSERT_TRUE(IsOk(copy(1000, 5000, admin)));
+  auto got = sink.ReadAll(id);
+  ASSERT_TRUE(IsOk(got));
+  EXPECT_TRUE(*got == data) << "the sink's copy differs from the source";
+
+  // Refusals, each with its code; nothing changes on the sink.
+  EXPECT_TRUE(HasStatus(copy(0, kMiB, brickd_->data_token()), StatusCode::kPermissionDenied));
+  EXPECT_TRUE(HasStatus(copy(0, 0, admin), StatusCode::kInvalidArgument));
+  EXPECT_TRUE(HasStatus(copy(0, 4 * kMiB + 1, admin), StatusCode::kInvalidArgument));
+  auto unreachable = copy(0, kMiB, admin, "127.0.0.1:1");
+  EXPECT_TRUE(HasStatus(unreachable, StatusCode::kUnavailable));
+  EXPECT_NE(unreachable.status().message().find("source brick src on 127.0.0.1:1"),
+            std::string::npos)
+      << unreachable.status().ToString();
+  auto no_brick = copy(0, kMiB, admin, "", "nope");
+  EXPECT_TRUE(HasStatus(no_brick, StatusCode::kNotFound));
+  EXPECT_NE(no_brick.status().message().find("source brick nope"), std::string::npos);
+  pb::CopyFromRequest no_sink;
+  no_sink.set_brick_id("nosink");
+  no_sink.set_id(id.Raw());
+  no_sink.set_length(10);
+  no_sink.set_source_node((*src)->address());
+  no_sink.set_source_brick_id("src");
+  EXPECT_TRUE(
+      HasStatus(client_->Call(&pb::Brick::Stub::CopyFrom, no_sink, admin), StatusCode::kNotFound));
+  // A heal's compare-and-set: a version the sink does not have refuses it.
+  pb::Version stale;
+  stale.set_data(12345);
+  ASSERT_TRUE(IsOk(sink.Write(id, 0, std::string(10, 'Q'))));
+  auto refused = copy(0, kMiB, admin, "", "src", &stale);
+  EXPECT_TRUE(HasStatus(refused, StatusCode::kFailedPrecondition)) << refused.status().ToString();
+  auto after = sink.Read(id.Raw(), 0, 10);
+  ASSERT_TRUE(IsOk(after));
+  EXPECT_EQ(after->data(), std::string(10, 'Q'));
+  EXPECT_TRUE(brickd_->Running()) << brickd_->Log();
+}
+
 }  // namespace
 }  // namespace cairn::test

@@ -12,6 +12,7 @@ StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(ClusterOptions options
   std::unique_ptr<TestCluster> c(new TestCluster());
   c->options_ = options;
   c->token_ = RandomHexToken();
+  c->admin_token_ = RandomHexToken();
   for (int i = 0; i < options.nodes; ++i) {
     BrickdOptions bo;
     bo.host = "127.0.0." + std::to_string(2 + i);
@@ -19,6 +20,7 @@ StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(ClusterOptions options
     bo.threads = options.brickd_threads;
     bo.log_level = options.log_level;
     bo.data_token = c->token_;
+    bo.admin_token = c->admin_token_;
     bo.metrics = false;
     CAIRN_ASSIGN_OR_RETURN(auto node, BrickdProcess::Start(bo));
     c->nodes_.push_back(std::move(node));

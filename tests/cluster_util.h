@@ -46,6 +46,8 @@ class TestCluster {
   const std::string& spec_path() const { return spec_path_; }
   const std::string& token_path() const { return token_path_; }
   const std::string& token() const { return token_; }
+  // The admin token, shared by the nodes (as storaged's nodes share one).
+  const std::string& admin_token() const { return admin_token_; }
   int nodes() const { return static_cast<int>(nodes_.size()); }
   BrickdProcess& node(int i) { return *nodes_.at(i); }
   // The directory of brick (subvolume s, replica r) on its node.
@@ -71,6 +73,7 @@ class TestCluster {
   std::string spec_path_;
   std::string token_path_;
   std::string token_;
+  std::string admin_token_;
 };
 
 }  // namespace cairn::test

@@ -86,7 +86,8 @@ class NodeFaultTest : public ::testing::Test {
       o << b.brick_id() << (b.connected() ? "" : "(down)") << " pending=" << b.pending() << "; ";
     }
     o << "healed=" << r.healed_objects() << " bytes=" << r.healed_bytes()
-      << " split_brain=" << r.split_brain_size() << " errors=" << r.errors();
+      << " peer_copied=" << r.peer_copied_bytes() << " split_brain=" << r.split_brain_size()
+      << " errors=" << r.errors();
     return o.str();
   }
 
@@ -237,6 +238,9 @@ TEST_F(NodeFaultTest, WholeNodeKilledDuringWritesHealsWithoutRequest) {
   const auto healed = WaitHealed(0, 180s);
   std::cerr << "heal info: " << Show(healed) << "\n";
   EXPECT_GT(healed.healed_objects(), 0u);
+  // Data went brick to brick (Brick.CopyFrom), not through storaged.
+  EXPECT_GT(healed.peer_copied_bytes(), 0u) << Show(healed);
+  EXPECT_EQ(healed.peer_copied_bytes(), healed.healed_bytes()) << Show(healed);
   ExpectBricksIdentical();
 
   // Every acknowledged write reads back through the mount.

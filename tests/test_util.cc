@@ -134,7 +134,7 @@ BrickdProcess::BrickdProcess(BrickdOptions options) : options_(std::move(options
     options_.binary = env != nullptr && *env != '\0' ? env : CAIRN_BRICKD_PATH;
   }
   data_token_ = options_.data_token.empty() ? RandomHexToken() : options_.data_token;
-  admin_token_ = RandomHexToken();
+  admin_token_ = options_.admin_token.empty() ? RandomHexToken() : options_.admin_token;
 }
 
 StatusOr<std::unique_ptr<BrickdProcess>> BrickdProcess::Start(BrickdOptions options) {

@@ -82,6 +82,8 @@ struct BrickdOptions {
   std::string log_level = "info";
   // The data token; empty: a random one. (Nodes of one test volume share one.)
   std::string data_token;
+  // The admin token; empty: a random one.
+  std::string admin_token;
   // Appended to the command line as given.
   std::vector<std::string> extra_args;
   // How long Start/Restart wait for the ready file.
