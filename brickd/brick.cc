@@ -1212,10 +1212,13 @@ AlignedBuffers& DirectBuffers() {
 // Writes the 4 KiB-aligned head of `data` at `offset` (which must be aligned)
 // with O_DIRECT through a second descriptor of `fd`'s file. Returns the bytes
 // written: 0 where direct I/O is not possible (the caller writes buffered).
+// Writes under 512 KiB stay buffered: they do not flood the page cache, and a
+// direct write waits for the disk (small files would heal at disk latency).
 size_t WriteAround(int fd, const std::string& data, uint64_t offset) {
   constexpr size_t kAlign = AlignedBuffers::kAlign;
+  constexpr size_t kMinAround = 512 * 1024;
   const size_t len = data.size() & ~(kAlign - 1);
-  if (offset % kAlign != 0 || len == 0) return 0;
+  if (offset % kAlign != 0 || len < kMinAround) return 0;
   const std::string self = "/proc/self/fd/" + std::to_string(fd);
   Fd direct(::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   if (direct.get() < 0) return 0;
