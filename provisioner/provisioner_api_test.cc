@@ -1191,6 +1191,38 @@ TEST_F(ProvisionerApiTest, PlacementSpreadsNodesAndZones) {
 // ---------------------------------------------------------------------------
 // Lookup by name, heal info, deletes twice and during a create.
 
+// A node can hold a stale spec of the same name (its volume was deleted
+// while the node was away). CreateBrick refuses to store the new spec over it;
+// the provisioner then creates the brick alone and replaces the stale spec.
+TEST_F(ProvisionerApiTest, StaleSpecOfTheSameNameOnANodeIsReplaced) {
+  ASSERT_NO_FATAL_FAILURE(StartAll(3, 20));
+  client::VolumeSpec stale;
+  stale.volume_id = Uuid::Random();
+  stale.name = "gamma";
+  stale.type = client::VolumeSpec::Type::kDistribute;
+  stale.replica = 1;
+  stale.generation = 1;
+  stale.subvolumes = {{client::BrickRef{nodes_->brickd_address(1), "bstale", false}}};
+  spb::PutVolumeSpecRequest put;
+  put.set_spec_json(stale.ToJson());
+  ASSERT_TRUE(nodes_->client(1).Call(&spb::Storaged::Stub::PutVolumeSpec, put).ok());
+
+  json v = Create({{"name", "gamma"}, {"size", 1}});
+  auto id = Uuid::Parse(v.value("id", ""));
+  ASSERT_TRUE(id.ok()) << v.dump();
+  for (int i = 0; i < nodes_->nodes(); ++i) {
+    spb::GetVolumeSpecRequest get;
+    get.set_name("gamma");
+    auto got = nodes_->client(i).Call(&spb::Storaged::Stub::GetVolumeSpec, get);
+    ASSERT_TRUE(got.ok()) << "node " << i << ": " << got.status().ToString();
+    auto spec = client::VolumeSpec::Parse(got->spec_json());
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->volume_id, *id) << "node " << i;
+    EXPECT_EQ(spec->replica, 3) << "node " << i;
+  }
+  ASSERT_NO_FATAL_FAILURE(MountWriteRead(v));
+}
+
 TEST_F(ProvisionerApiTest, ListByNameHealAndDeleteEdgeCases) {
   ASSERT_NO_FATAL_FAILURE(StartAll(3, 20));
   json a = Create({{"name", "alpha"}, {"size", 1}});
