@@ -74,13 +74,13 @@ std::shared_ptr<NodeSummary> SummaryOf(const std::string& address) {
   return p;
 }
 
-// Whether `brick` on `node` is attached and clean by a summary at most
-// `max_age` old (fetched now if the cached one is older).
-// A summary that does not list the brick is fetched again once it is
-// kUnlistedMaxAge old: the brick may be newer than the summary (the bricks of
-// a new volume are created on all its nodes at about the same time).
+// A summary that does not list a brick is fetched again once it is this old:
+// the brick may be newer than the summary (the bricks of a new volume are
+// created on all its nodes at about the same time).
 constexpr auto kUnlistedMaxAge = std::chrono::milliseconds(50);
 
+// Whether `brick` on `node` is attached and clean by a summary at most
+// `max_age` old (fetched now if the cached one is older).
 bool SummaryClean(client::Node* node, const std::string& brick, const std::string& token,
                   std::chrono::milliseconds max_age) {
   auto sum = SummaryOf(node->address());

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <functional>
 #include <regex>
 
 #include "client/spec.h"
@@ -23,12 +22,6 @@ const std::regex kBrickIdRe("b[0-9a-f]{32}");
 const std::regex kIdRe("[0-9a-f]{32}");
 
 Status Bad(std::string m) { return Status::InvalidArgument(std::move(m)); }
-
-// Runs fn(i) for i in [0, n) at once and returns the statuses.
-template <class F>
-std::vector<Status> Parallel(size_t n, F fn) {
-  return RunParallelStatus(n, std::function<Status(size_t)>(std::move(fn)));
-}
 
 // A new operation row: pending, or already done (for changes that are
 // immediate but answer through the queue as Heketi's do).
@@ -324,7 +317,7 @@ Status Service::Recover() {
 Status Service::ReconcileNow() {
   std::lock_guard rl(reconcile_mu_);
   CAIRN_ASSIGN_OR_RETURN(auto nodes, store_->ListNodes());
-  auto results = Parallel(nodes.size(), [&](size_t i) { return ReconcileNode(nodes[i]); });
+  auto results = RunParallelStatus(nodes.size(), [&](size_t i) { return ReconcileNode(nodes[i]); });
   std::lock_guard l(metrics_mu_);
   ++reconciles_;
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -1137,7 +1130,7 @@ Status Service::RunVolumeCreate(OpRow& op) {
   // volume) or does not know the field gets the brick alone, and the spec
   // from PutSpecEverywhere, which sorts out stale ones.
   std::vector<char> spec_stored(bricks.size(), 0);
-  auto results = Parallel(bricks.size(), [&](size_t i) -> Status {
+  auto results = RunParallelStatus(bricks.size(), [&](size_t i) -> Status {
     const BrickRow& b = bricks[i];
     CAIRN_ASSIGN_OR_RETURN(auto n, store_->GetNode(b.node_id));
     CAIRN_ASSIGN_OR_RETURN(auto d, store_->GetDevice(b.device_id));
@@ -1234,7 +1227,7 @@ Status Service::PutSpecEverywhere(const VolumeRow& v, bool require_brick_nodes,
   std::set<std::string> brick_nodes;
   for (const auto& b : bricks) brick_nodes.insert(b.node_id);
   CAIRN_ASSIGN_OR_RETURN(Uuid vid, Uuid::Parse(v.id));
-  auto results = Parallel(nodes.size(), [&](size_t i) -> Status {
+  auto results = RunParallelStatus(nodes.size(), [&](size_t i) -> Status {
     const NodeRow& n = nodes[i];
     sd::PutVolumeSpecRequest q;
     q.set_spec_json(spec);
@@ -1272,14 +1265,14 @@ void Service::DestroyVolumeOnNodes(const VolumeRow& v) {
   auto nodes = store_->ListNodes(v.cluster_id);
   auto bricks = store_->ListBricks(v.id);
   if (!nodes.ok() || !bricks.ok()) return;
-  auto spec_results = Parallel(nodes->size(), [&](size_t i) -> Status {
+  auto spec_results = RunParallelStatus(nodes->size(), [&](size_t i) -> Status {
     sd::DeleteVolumeSpecRequest q;
     q.set_name(v.name);
     sd::Empty r;
     return nodes_->Call((*nodes)[i].manage, &sd::Storaged::Stub::DeleteVolumeSpec, q, &r);
   });
   CrashPoint("volume.delete:after-specs");
-  auto brick_results = Parallel(bricks->size(), [&](size_t i) -> Status {
+  auto brick_results = RunParallelStatus(bricks->size(), [&](size_t i) -> Status {
     const BrickRow& b = (*bricks)[i];
     CAIRN_ASSIGN_OR_RETURN(auto n, store_->GetNode(b.node_id));
     sd::DeleteBrickRequest q;
@@ -1438,7 +1431,7 @@ Status Service::RunVolumeExpand(OpRow& op) {
     new_ids.insert(b.get<std::string>());
   }
   const json old_sizes = op.payload.value("old_sizes", json::object());
-  auto results = Parallel(bricks.size(), [&](size_t i) -> Status {
+  auto results = RunParallelStatus(bricks.size(), [&](size_t i) -> Status {
     const BrickRow& b = bricks[i];
     CAIRN_ASSIGN_OR_RETURN(auto n, store_->GetNode(b.node_id));
     if (new_ids.count(b.id)) {
@@ -1601,7 +1594,7 @@ StatusOr<json> Service::VolumeHeal(const std::string& id) {
   }
   std::vector<sd::HealInfoReply> replies(node_ids.size());
   std::vector<NodeRow> rows(node_ids.size());
-  auto results = Parallel(node_ids.size(), [&](size_t i) -> Status {
+  auto results = RunParallelStatus(node_ids.size(), [&](size_t i) -> Status {
     CAIRN_ASSIGN_OR_RETURN(rows[i], store_->GetNode(node_ids[i]));
     sd::HealInfoRequest q;
     q.set_volume(v.name);

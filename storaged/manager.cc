@@ -300,13 +300,7 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
     if (!attached.ok()) return attached.status().WithContext("attach brick " + rec.id);
     *reply.mutable_brick() = BrickOf(prev, have, {{rec.id, attached->brick()}});
     reply.set_created(false);
-    if (put_spec) {
-      CAIRN_RETURN_IF_ERROR(store_->PutSpec(*spec));
-      Apply([&](NodeState& st) { st.specs[spec->spec.name] = *spec; });
-      spdlog::info("event=spec-put volume={} generation={}", spec->spec.name,
-                   spec->spec.generation);
-      SpecChanged(std::move(admin), spec->spec.name, &*spec);
-    }
+    if (put_spec) CAIRN_RETURN_IF_ERROR(StoreSpec(std::move(admin), *spec, /*stored=*/false));
     return reply;
   }
   const uint64_t allocated = prev.AllocatedBytes(rec.device_id);
@@ -369,14 +363,7 @@ StatusOr<spb::CreateBrickReply> Manager::CreateBrick(const spb::CreateBrickReque
                rec.device_id, path, rec.capacity_bytes);
   *reply.mutable_brick() = BrickOf(prev, rec, {{rec.id, attached->brick()}});
   reply.set_created(true);
-  if (put_spec && !spec_with_brick) {
-    CAIRN_RETURN_IF_ERROR(store_->PutSpec(*spec));
-    Apply([&](NodeState& st) { st.specs[spec->spec.name] = *spec; });
-  }
-  if (put_spec) {
-    spdlog::info("event=spec-put volume={} generation={}", spec->spec.name, spec->spec.generation);
-    SpecChanged(std::move(admin), spec->spec.name, &*spec);
-  }
+  if (put_spec) CAIRN_RETURN_IF_ERROR(StoreSpec(std::move(admin), *spec, spec_with_brick));
   return reply;
 }
 
@@ -514,6 +501,16 @@ void Manager::SpecChanged(std::unique_lock<std::mutex> admin, const std::string&
   heal_->OnSpecChanged(name, local, address);
 }
 
+Status Manager::StoreSpec(std::unique_lock<std::mutex> admin, const SpecRecord& rec, bool stored) {
+  if (!stored) {
+    CAIRN_RETURN_IF_ERROR(store_->PutSpec(rec));
+    Apply([&](NodeState& st) { st.specs[rec.spec.name] = rec; });
+  }
+  spdlog::info("event=spec-put volume={} generation={}", rec.spec.name, rec.spec.generation);
+  SpecChanged(std::move(admin), rec.spec.name, &rec);
+  return Status::Ok();
+}
+
 StatusOr<bool> Manager::SpecNeedsPut(const SpecRecord& rec) const {
   const std::string& name = rec.spec.name;
   const uint64_t gen = rec.spec.generation;
@@ -544,15 +541,8 @@ StatusOr<spb::PutVolumeSpecReply> Manager::PutVolumeSpec(const std::string& spec
   reply.set_name(name);
   reply.set_generation(gen);
   CAIRN_ASSIGN_OR_RETURN(bool put, SpecNeedsPut(rec));
-  if (!put) {
-    reply.set_changed(false);
-    return reply;
-  }
-  CAIRN_RETURN_IF_ERROR(store_->PutSpec(rec));
-  Apply([&](NodeState& st) { st.specs[name] = rec; });
-  spdlog::info("event=spec-put volume={} generation={}", name, gen);
-  reply.set_changed(true);
-  SpecChanged(std::move(admin), name, &rec);
+  reply.set_changed(put);
+  if (put) CAIRN_RETURN_IF_ERROR(StoreSpec(std::move(admin), rec, /*stored=*/false));
   return reply;
 }
 

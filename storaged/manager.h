@@ -102,6 +102,9 @@ class Manager {
   // same content); FailedPrecondition for an older generation, AlreadyExists
   // for the same generation with other content. Admin lock held.
   StatusOr<bool> SpecNeedsPut(const SpecRecord& rec) const;
+  // Stores `rec` (unless `stored`: already in the database and the state),
+  // logs it and tells the listener and the heal hook; releases `admin`.
+  Status StoreSpec(std::unique_lock<std::mutex> admin, const SpecRecord& rec, bool stored);
   // True if `spec` has a brick on brickd `address`.
   static bool IsLocal(const client::VolumeSpec& spec, const std::string& address);
   // Notifies the listener and the heal hook of one spec's change (`now` null:
