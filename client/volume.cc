@@ -116,6 +116,12 @@ struct Subvol {
   std::vector<Replica> replicas;
   std::vector<CallTarget> targets;
   int quorum = 1;
+  // Replicas that share at least one brick with every write quorum: between
+  // them they hold every acknowledged mutation.
+  size_t read_quorum() const {
+    const size_t rc = replicas.size();
+    return rc - std::min(static_cast<size_t>(std::max(quorum, 1)), rc) + 1;
+  }
 };
 
 // Per-object client state. Files live on one subvolume; directories on all
@@ -129,7 +135,7 @@ struct Inode {
   uint64_t nlookup = 0;
   int open_count = 0;
   bool unlinked = false;  // last name gone while open: Forget at the last Release
-  bool verified = false;  // versions known from every replica that was reachable
+  bool verified = false;  // versions known from a read quorum of replicas (see Register)
   Attr attr;
   std::vector<pb::Version> versions;  // per replica of the home subvolume
   std::vector<bool> stale;            // replicas that missed mutations: never read
@@ -291,9 +297,6 @@ class VolumeImpl {
   std::vector<Subvol> subvols_;
   std::vector<CallTarget> all_bricks_;  // by Replica::global
   std::unique_ptr<Janitor> janitor_;
-  // Set once any brick has been disconnected: from then on, objects whose
-  // versions were learnt from one replica only are verified before reads.
-  std::atomic<bool> outage_seen_{false};
   std::atomic<int> open_files_{0};
 
   // Prober of disconnected nodes.
@@ -481,7 +484,6 @@ Status VolumeImpl::Connect() {
   for (auto& n : nodes_) {
     if (!up.count(n.get())) {
       n->SetConnected(false);
-      outage_seen_ = true;
     }
   }
   for (size_t s = 0; s < subvols_.size(); ++s) {
@@ -523,7 +525,6 @@ void VolumeImpl::ProbeLoop() {
     l.unlock();
     for (auto& node : nodes_) {
       if (node->connected()) continue;
-      outage_seen_ = true;
       if (!node->WaitConnected(options_.reconnect_interval)) continue;
       std::string brick;
       for (const auto& b : all_bricks_) {
@@ -601,6 +602,7 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
   const bool dir = a.type() == pb::FILE_TYPE_DIRECTORY;
 
   std::shared_ptr<Inode> n;
+  bool created = false;
   {
     std::lock_guard l(table_mu_);
     auto it = by_id_.find(*id);
@@ -608,6 +610,7 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
       n = inodes_.at(it->second);
     } else {
       n = std::make_shared<Inode>();
+      created = true;
       n->ino = next_ino_++;
       n->id = *id;
       n->subvol = dir ? -1 : s;
@@ -631,20 +634,24 @@ std::shared_ptr<Inode> VolumeImpl::Register(int s, const std::vector<const pb::A
       if (answers[r] != nullptr) max = VersionMax(max, answers[r]->version());
     }
     for (const auto& v : n->versions) max = VersionMax(max, v);
-    bool all = true;
+    size_t answered = 0;
     for (size_t r = 0; r < rc; ++r) {
       if (answers[r] != nullptr) {
+        ++answered;
         n->versions[r] = answers[r]->version();
         n->stale[r] = VersionLess(answers[r]->version(), max);
       } else {
-        all = false;
-        n->stale[r] = true;  // unknown: not read until a fresh answer shows it current
+        // Not asked or unreachable. A replica known to hold the newest
+        // version the others show cannot have missed an acknowledged
+        // mutation since (the answers include a read quorum); anything else
+        // is not read until a fresh answer shows it current.
+        if (created || VersionLess(n->versions[r], max)) n->stale[r] = true;
       }
     }
     std::vector<bool> known(rc);
     for (size_t r = 0; r < rc; ++r) known[r] = answers[r] != nullptr;
     MarkTagMinority(n->versions, known, &n->stale);
-    n->verified = all || n->verified;
+    n->verified = answered >= sv.read_quorum() || n->verified;
   }
   // Only an arbiter answered for a file: its size means nothing; keep ours.
   if (!(sv.replicas[best].arbiter && !dir && n->attr.ino != 0)) n->attr = ToAttr(a, n->ino);
@@ -694,7 +701,6 @@ StatusOr<VolumeImpl::Fan<Rep>> VolumeImpl::Mutate(int s, Kind kind, Inode* obj, 
       if (first_error == nullptr) first_error = &res.status;
     }
   }
-  if (transport > 0) outage_seen_ = true;
   const bool quorum = ok >= sv.quorum && (kind != Kind::kData || ok_data >= 1);
   if (obj != nullptr && s == obj->home()) {
     // The reply that stands for the result comes from the replica reads of
@@ -846,7 +852,7 @@ Status VolumeImpl::EnsureVerified(Inode& n) {
     std::lock_guard l(n.mu);
     verified = n.verified;
   }
-  if (verified || !outage_seen_) return Status::Ok();
+  if (verified) return Status::Ok();
   return Refresh(n);
 }
 
@@ -854,7 +860,6 @@ template <class Req, class Rep, class MakeReq, class Issue>
 StatusOr<Rep> VolumeImpl::CallOne(const CallTarget& t, MakeReq make, Issue issue) {
   auto r = FanOut<Req, Rep>(
       {t}, options_.token, options_.rpc_timeout, [&](size_t) { return make(); }, issue);
-  if (r[0].transport) outage_seen_ = true;
   if (!r[0].ok()) return r[0].status;
   return std::move(r[0].reply);
 }
@@ -909,21 +914,71 @@ StatusOr<int> VolumeImpl::HashedSubvol(Inode& dir, std::string_view name) {
 StatusOr<VolumeImpl::Fan<pb::AttrReply>> VolumeImpl::LookupOn(int s, const Uuid& parent,
                                                               std::string_view name) {
   const Subvol& sv = subvols_[s];
+  const size_t rc = sv.replicas.size();
   Fan<pb::AttrReply> fan;
-  fan.results = FanOut<pb::LookupRequest, pb::AttrReply>(
-      sv.targets, options_.token, options_.rpc_timeout,
-      [&](size_t i) {
-        pb::LookupRequest r;
-        r.set_brick_id(sv.targets[i].brick_id);
-        r.set_parent_id(parent.Raw());
-        r.set_name(std::string(name));
-        return r;
-      },
-      CAIRN_ASYNC(Lookup));
-  int ok = 0, enoent = 0, transport = 0;
+  fan.results.resize(rc);
+  // Asks the replicas in `which` (indexes into the subvolume) at once.
+  auto ask = [&](const std::vector<size_t>& which) {
+    std::vector<CallTarget> targets;
+    for (size_t r : which) targets.push_back(sv.targets[r]);
+    auto got = FanOut<pb::LookupRequest, pb::AttrReply>(
+        targets, options_.token, options_.rpc_timeout,
+        [&](size_t i) {
+          pb::LookupRequest r;
+          r.set_brick_id(targets[i].brick_id);
+          r.set_parent_id(parent.Raw());
+          r.set_name(std::string(name));
+          return r;
+        },
+        CAIRN_ASYNC(Lookup));
+    for (size_t i = 0; i < which.size(); ++i) fan.results[which[i]] = std::move(got[i]);
+  };
+  // A read quorum first: rc - quorum + 1 replicas share at least one brick
+  // with every write quorum, so between them they hold every acknowledged
+  // create and unlink of this name and the newest acknowledged version of
+  // the object. When they agree (all found the same object, or none found
+  // it) that is the answer; otherwise the others are asked too and all vote.
+  // The replicas asked are spread by name, connected ones first.
+  const size_t want = sv.read_quorum();
+  std::vector<size_t> first;
+  if (rc >= 3 && want < rc) {
+    const size_t start = (parent.Hash() ^ std::hash<std::string_view>{}(name)) % rc;
+    for (size_t k = 0; k < rc && first.size() < want; ++k) {
+      size_t r = (start + k) % rc;
+      if (sv.replicas[r].node->connected()) first.push_back(r);
+    }
+  }
+  std::vector<size_t> rest;
+  if (first.size() == want) {
+    ask(first);
+    bool agree = true;
+    int found = 0, missing = 0;
+    for (size_t r : first) {
+      const auto& res = fan.results[r];
+      if (res.ok()) {
+        ++found;
+        agree = agree && res.reply.attr().id() == fan.results[first[0]].reply.attr().id();
+      } else if (!res.transport && ErrnoOf(res.status) == ENOENT) {
+        ++missing;
+      } else {
+        agree = false;
+      }
+    }
+    if (!agree || (found > 0 && missing > 0)) {
+      for (size_t r = 0; r < rc; ++r) {
+        if (std::find(first.begin(), first.end(), r) == first.end()) rest.push_back(r);
+      }
+      ask(rest);
+    }
+  } else {
+    for (size_t r = 0; r < rc; ++r) rest.push_back(r);
+    ask(rest);
+  }
+  int ok = 0, enoent = 0;
   const Status* other = nullptr;
   for (size_t r = 0; r < fan.results.size(); ++r) {
     const auto& res = fan.results[r];
+    if (!res.sent && !res.transport) continue;  // not asked
     if (res.ok()) {
       if (fan.chosen >= 0 && res.reply.attr().id() != fan.results[fan.chosen].reply.attr().id()) {
         return Status(StatusCode::kDataLoss,
@@ -932,14 +987,13 @@ StatusOr<VolumeImpl::Fan<pb::AttrReply>> VolumeImpl::LookupOn(int s, const Uuid&
       ++ok;
       if (fan.chosen < 0 || sv.replicas[fan.chosen].arbiter) fan.chosen = static_cast<int>(r);
     } else if (res.transport) {
-      ++transport;
+      continue;  // unreachable: no vote
     } else if (ErrnoOf(res.status) == ENOENT) {
       ++enoent;
     } else if (other == nullptr) {
       other = &res.status;
     }
   }
-  if (transport > 0) outage_seen_ = true;
   // A replica that missed a create (or an unlink) is outvoted; on a tie the
   // name exists (no acknowledged create is ever hidden).
   if (ok > 0 && ok >= enoent) return fan;

@@ -3,6 +3,7 @@
 // in the middle of work.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <linux/falloc.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -64,6 +65,26 @@ size_t DirtyCount(const TestCluster& c, int s, int r) {
     ++n;
   }
   return n;
+}
+
+// brickd's count of `op` calls on node `b` (its /metrics).
+int64_t OpCount(BrickdProcess& b, const std::string& op) {
+  httplib::Client http(b.host(), b.metrics_port());
+  http.set_connection_timeout(5);
+  auto res = http.Get("/metrics", {{"Authorization", "Bearer " + b.data_token()}});
+  if (!res || res->status != 200) return -1;
+  int64_t total = 0;
+  const std::string key = ",op=\"" + op + "\"} ";
+  size_t at = 0;
+  while ((at = res->body.find("cairn_brick_ops_total{", at)) != std::string::npos) {
+    size_t eol = res->body.find('\n', at);
+    std::string line = res->body.substr(at, eol - at);
+    if (size_t k = line.find(key); k != std::string::npos) {
+      total += std::stoll(line.substr(k + key.size()));
+    }
+    at = eol;
+  }
+  return total;
 }
 
 class ClientTest : public ::testing::Test {
@@ -246,6 +267,112 @@ TEST_F(ClientTest, OneBrickKilledMidWriteLosesNothing) {
   Put("after", "fresh");
   EXPECT_EQ(BrickFile(*cluster_, 0, 1, "after"), "fresh");
   for (int i = 0; i < 10; ++i) EXPECT_EQ(Get(f->ino), model);
+}
+
+// A lookup asks a read quorum (2 of 3) first; where they disagree the third
+// brick is asked and the majority wins. A brick that was away while names were
+// removed, created and files rewritten is outvoted whichever pair is asked,
+// and its old data is never read.
+TEST_F(ClientTest, LookupsAskAReadQuorumAndAStaleReplicaIsOutvoted) {
+  Start({.nodes = 3, .replica = 3, .metrics = true});
+  constexpr int kNames = 24;
+  auto name = [](const char* what, int i) { return std::string(what) + std::to_string(i); };
+  std::vector<client::Ino> kept;
+  for (int i = 0; i < kNames; ++i) {
+    Put(name("gone", i), "old");
+    kept.push_back(Put(name("kept", i), "old" + std::to_string(i)));
+  }
+  // Directories whose entries do not change while node 1 is away, so a
+  // listing may come from node 1; only their file's data does.
+  constexpr int kDirs = 8;
+  std::vector<client::Ino> in_dir;
+  for (int i = 0; i < kDirs; ++i) {
+    auto d = vol_->Mkdir(kRootIno, name("dir", i), 0755, {0, 0});
+    ASSERT_OK(d);
+    in_dir.push_back(Put("f", "old", d->ino));
+  }
+  ASSERT_OK(cluster_->node(1).Kill(SIGKILL));
+  for (int i = 0; i < kNames; ++i) {
+    ASSERT_OK(vol_->Unlink(kRootIno, name("gone", i)));
+    Put(name("born", i), "new" + std::to_string(i));
+    ASSERT_OK(vol_->Write(kept[i], 0, "NEW" + std::to_string(i), false));
+  }
+  for (client::Ino f : in_dir) ASSERT_OK(vol_->Write(f, 0, "NEW", false));
+  ASSERT_OK(cluster_->RestartNode(1));
+  // A second client, which learnt nothing while node 1 was away.
+  auto other = cluster_->OpenVolume();
+  ASSERT_OK(other);
+  auto& v2 = *other;
+  bool all = false;
+  for (int i = 0; i < 150 && !all; ++i) {
+    auto h = v2->Health();
+    all = h[0].connected && h[1].connected && h[2].connected;
+    if (!all) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(all);
+  auto lookups = [&] {
+    int64_t n = 0;
+    for (int b = 0; b < 3; ++b) {
+      int64_t c = OpCount(cluster_->node(b), "lookup");
+      EXPECT_GE(c, 0) << "metrics of node " << b;
+      n += c;
+    }
+    return n;
+  };
+  const int64_t before = lookups();
+  for (int i = 0; i < kNames; ++i) {
+    EXPECT_ERRNO(v2->Lookup(kRootIno, name("gone", i)), ENOENT);
+    auto b = v2->Lookup(kRootIno, name("born", i));
+    ASSERT_OK(b);
+    std::string got;
+    ASSERT_OK(v2->Read(b->ino, 0, 100, &got));
+    EXPECT_EQ(got, "new" + std::to_string(i));
+  }
+  const int64_t disputed = lookups() - before;
+  // Every disputed name cost 2 or 3 calls; with 24 names some pair left node 1 out.
+  EXPECT_GE(disputed, 2 * 2 * kNames);
+  EXPECT_LT(disputed, 3 * 2 * kNames);
+  // Names the replicas agree on (node 1 has the file, at an older version)
+  // cost exactly two calls each, and the newer data is what reads return.
+  const int64_t agreed_before = lookups();
+  for (int i = 0; i < kNames; ++i) {
+    auto k = v2->Lookup(kRootIno, name("kept", i));
+    ASSERT_OK(k);
+    std::string got;
+    ASSERT_OK(v2->Read(k->ino, 0, 100, &got));
+    const std::string want = "NEW" + std::to_string(i);
+    EXPECT_EQ(got.substr(0, want.size()), want) << name("kept", i);
+  }
+  EXPECT_EQ(lookups() - agreed_before, 2 * kNames);
+  // Node 1 still holds the old copies (nothing healed them): they were outvoted.
+  EXPECT_EQ(BrickFile(*cluster_, 0, 1, "kept0"), "old0");
+  EXPECT_TRUE(BrickHas(*cluster_, 0, 1, "gone0"));
+
+  // A file first seen in a listing (one replica's word, maybe node 1's) is
+  // checked against a read quorum before its data is read.
+  auto third = cluster_->OpenVolume();
+  ASSERT_OK(third);
+  auto& v3 = *third;
+  for (int i = 0; i < 150; ++i) {
+    auto h = v3->Health();
+    if (h[0].connected && h[1].connected && h[2].connected) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (int i = 0; i < kDirs; ++i) {
+    auto d = v3->Lookup(kRootIno, name("dir", i));
+    ASSERT_OK(d);
+    auto list = v3->ReadDir(d->ino, /*plus=*/true);
+    ASSERT_OK(list);
+    client::Ino f = 0;
+    for (const auto& e : *list) {
+      if (e.name == "f") f = e.attr.ino;
+    }
+    ASSERT_NE(f, 0u);
+    std::string got;
+    ASSERT_OK(v3->Read(f, 0, 100, &got));
+    EXPECT_EQ(got, "NEW") << name("dir", i);
+  }
+  EXPECT_EQ(BrickFile(*cluster_, 0, 1, "dir0/f"), "old");
 }
 
 TEST_F(ClientTest, TwoBricksDownRefusesWritesButServesReads) {

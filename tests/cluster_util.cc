@@ -21,7 +21,7 @@ StatusOr<std::unique_ptr<TestCluster>> TestCluster::Start(ClusterOptions options
     bo.log_level = options.log_level;
     bo.data_token = c->token_;
     bo.admin_token = c->admin_token_;
-    bo.metrics = false;
+    bo.metrics = options.metrics;
     CAIRN_ASSIGN_OR_RETURN(auto node, BrickdProcess::Start(bo));
     c->nodes_.push_back(std::move(node));
   }

@@ -34,6 +34,7 @@ struct ClusterOptions {
   std::string name = "testvol";
   std::string log_level = "warning";
   int brickd_threads = 0;  // 0: brickd's default
+  bool metrics = false;    // serve brickd's /metrics (BrickdProcess::metrics_port)
 };
 
 class TestCluster {
