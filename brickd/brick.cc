@@ -170,8 +170,54 @@ struct Versions {
 };
 enum class VersionField { kData, kMeta, kEntry };
 
+// trusted.cairn.ver is written compact: a marker byte, the three counters
+// as LEB128 varints and the 8-byte tag (12 bytes for a new object). With the
+// 16-byte id it fits in an ext4 inode's own xattr space (256-byte inodes),
+// so creating, looking up or stat-ing an object never touches an external
+// xattr block. Bricks written before hold the fixed 32-byte form (or 24,
+// without tag); both are read, and a compact form that would be 24 or 32
+// bytes long is written in the fixed form instead.
+constexpr unsigned char kCompactVersions = 0xCA;
+
+std::string EncodeVersions(const Versions& v) {
+  std::string out(1, static_cast<char>(kCompactVersions));
+  for (uint64_t x : {v.data, v.meta, v.entry}) {
+    do {
+      unsigned char b = x & 0x7f;
+      x >>= 7;
+      out.push_back(static_cast<char>(x != 0 ? b | 0x80 : b));
+    } while (x != 0);
+  }
+  char tag[8];
+  std::memcpy(tag, &v.tag, 8);
+  out.append(tag, 8);
+  if (out.size() == 24 || out.size() == 32) {
+    out.resize(32);
+    std::memcpy(out.data(), &v.data, 8);
+    std::memcpy(out.data() + 8, &v.meta, 8);
+    std::memcpy(out.data() + 16, &v.entry, 8);
+    std::memcpy(out.data() + 24, &v.tag, 8);
+  }
+  return out;
+}
+
 Versions DecodeVersions(const std::string& raw) {
   Versions v;
+  if (raw.size() != 24 && raw.size() != 32 && !raw.empty() &&
+      static_cast<unsigned char>(raw[0]) == kCompactVersions) {
+    size_t i = 1;
+    for (uint64_t* field : {&v.data, &v.meta, &v.entry}) {
+      uint64_t x = 0;
+      for (int shift = 0; i < raw.size() && shift < 64; shift += 7) {
+        const auto b = static_cast<unsigned char>(raw[i++]);
+        x |= static_cast<uint64_t>(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) break;
+      }
+      *field = x;
+    }
+    if (i + 8 <= raw.size()) std::memcpy(&v.tag, raw.data() + i, 8);
+    return v;
+  }
   if (raw.size() == 24 || raw.size() == 32) {
     std::memcpy(&v.data, raw.data(), 8);
     std::memcpy(&v.meta, raw.data() + 8, 8);
@@ -442,12 +488,8 @@ struct BrickOps {
   }
 
   Status WriteVersions(int fd, const Versions& v) {
-    char raw[32];
-    std::memcpy(raw, &v.data, 8);
-    std::memcpy(raw + 8, &v.meta, 8);
-    std::memcpy(raw + 16, &v.entry, 8);
-    std::memcpy(raw + 24, &v.tag, 8);
-    if (::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw, sizeof(raw), 0) != 0) {
+    const std::string raw = EncodeVersions(v);
+    if (::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw.data(), raw.size(), 0) != 0) {
       return Errno("record version");
     }
     return Status::Ok();

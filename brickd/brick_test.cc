@@ -1233,6 +1233,59 @@ TEST_F(BrickTest, VersionTagsIdentifyTheSetOfMutationsApplied) {
   EXPECT_EQ(GetAttr(f2)->version().data(), 0u);
 }
 
+// Versions are stored compact so that id and versions fit in the inode's own
+// xattr space; large counters and the fixed 32-byte form of older bricks
+// read back exactly.
+TEST_F(BrickTest, VersionsAreStoredCompactAndOldFormsStillRead) {
+  std::string f = CreateFile(Root(), "f");
+  pb::SetVersionRequest q;
+  q.set_id(f);
+  q.mutable_version()->set_data(1);
+  q.mutable_version()->set_tag(0x0123456789abcdefull);
+  ASSERT_TRUE(brick_->SetVersion(q).ok());
+  char raw[64];
+  ssize_t n = ::getxattr((path_ + "/f").c_str(), "trusted.cairn.ver", raw, sizeof(raw));
+  EXPECT_EQ(n, 12) << "marker, three one-byte counters and the tag";
+  EXPECT_EQ(GetAttr(f)->version().data(), 1u);
+  EXPECT_EQ(GetAttr(f)->version().tag(), 0x0123456789abcdefull);
+  // Counters of every size round-trip, including the encodings that would be
+  // 24 or 32 bytes long (written in the fixed form instead).
+  const uint64_t values[] = {0,          127,
+                             128,        300,
+                             1ull << 35, 1ull << 56,
+                             ~0ull,      (1ull << 63) + 5,
+                             1ull << 49, (1ull << 49) - 1};
+  for (uint64_t d : values) {
+    for (uint64_t m : values) {
+      pb::Version want;
+      want.set_data(d);
+      want.set_meta(m);
+      want.set_entry(d ^ m);
+      want.set_tag(d * 31 + m);
+      *q.mutable_expected() = GetAttr(f)->version();
+      *q.mutable_version() = want;
+      auto r = brick_->SetVersion(q);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      auto got = GetAttr(f)->version();
+      ASSERT_EQ(got.data(), d);
+      ASSERT_EQ(got.meta(), m);
+      ASSERT_EQ(got.entry(), d ^ m);
+      ASSERT_EQ(got.tag(), d * 31 + m);
+      n = ::getxattr((path_ + "/f").c_str(), "trusted.cairn.ver", raw, sizeof(raw));
+      ASSERT_GE(n, 12);
+      ASSERT_NE(n, 24);
+    }
+  }
+  // The fixed 32-byte form written by older bricks.
+  uint64_t fixed[4] = {7, 8, 9, 10};
+  ASSERT_EQ(::setxattr((path_ + "/f").c_str(), "trusted.cairn.ver", fixed, sizeof(fixed), 0), 0);
+  auto v = GetAttr(f)->version();
+  EXPECT_EQ(v.data(), 7u);
+  EXPECT_EQ(v.meta(), 8u);
+  EXPECT_EQ(v.entry(), 9u);
+  EXPECT_EQ(v.tag(), 10u);
+}
+
 TEST_F(BrickTest, SetVersionIsACompareAndSet) {
   std::string f = CreateFile(Root(), "f");
   pb::SetVersionRequest q;
