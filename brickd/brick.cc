@@ -464,6 +464,12 @@ struct BrickOps {
 
   Versions ReadVersions(int fd) {
     std::string raw;
+    // Straight on the descriptor; an O_PATH one (directories, symlinks)
+    // answers EBADF and goes through /proc (a path walk more).
+    char buf[64];
+    ssize_t n = ::fgetxattr(fd, kVersionXattr, buf, sizeof(buf));
+    if (n >= 0) return DecodeVersions(std::string(buf, static_cast<size_t>(n)));
+    if (errno != EBADF && errno != ERANGE) return {};
     if (GetXattrPath(ProcPath(fd), kVersionXattr, &raw) != 0) return {};
     return DecodeVersions(raw);
   }
@@ -489,7 +495,9 @@ struct BrickOps {
 
   Status WriteVersions(int fd, const Versions& v) {
     const std::string raw = EncodeVersions(v);
-    if (::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw.data(), raw.size(), 0) != 0) {
+    if (::fsetxattr(fd, kVersionXattr, raw.data(), raw.size(), 0) != 0 &&
+        (errno != EBADF ||
+         ::setxattr(ProcPath(fd).c_str(), kVersionXattr, raw.data(), raw.size(), 0) != 0)) {
       return Errno("record version");
     }
     return Status::Ok();
