@@ -145,11 +145,36 @@ struct Inode {
   std::vector<std::string> xattr_names;
   std::chrono::steady_clock::time_point xattrs_at;
 
+  // Names a brick answered ENODATA for since, and when (at most a few: the
+  // kernel asks security.capability before every write of a file).
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> absent_xattrs;
+
   void LearnXattrs(const pb::Attr& a) {
     if (!a.xattr_names_valid()) return;
     xattrs_known = true;
     xattr_names.assign(a.xattr_names().begin(), a.xattr_names().end());
     xattrs_at = std::chrono::steady_clock::now();
+    absent_xattrs.clear();
+  }
+  bool KnownAbsent(std::string_view name, std::chrono::steady_clock::duration ttl) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (xattrs_known && now - xattrs_at < ttl &&
+        std::find(xattr_names.begin(), xattr_names.end(), name) == xattr_names.end()) {
+      return true;
+    }
+    for (const auto& [n, at] : absent_xattrs) {
+      if (n == name) return now - at < ttl;
+    }
+    return false;
+  }
+  void LearnAbsent(std::string_view name) {
+    constexpr size_t kMaxAbsent = 8;
+    std::erase_if(absent_xattrs, [&](const auto& e) { return e.first == name; });
+    if (absent_xattrs.size() >= kMaxAbsent) absent_xattrs.erase(absent_xattrs.begin());
+    absent_xattrs.emplace_back(std::string(name), std::chrono::steady_clock::now());
+  }
+  void LearnPresent(std::string_view name) {
+    std::erase_if(absent_xattrs, [&](const auto& e) { return e.first == name; });
   }
 
   // Serialises data mutations so that replicas apply them in one order.
@@ -1873,28 +1898,34 @@ StatusOr<std::string> Volume::GetXattr(Ino ino, std::string_view name) {
   if (IsSystemXattr(name)) return Errno(EPERM, "xattr namespace trusted.cairn. is reserved");
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
   {
-    // md-cache: a name not among those the last lookup saw does not exist.
+    // md-cache: a name not among those the last lookup saw, or one a brick
+    // lately said is absent, does not exist (for xattr_cache_timeout).
     std::lock_guard l(n->mu);
-    if (n->xattrs_known &&
-        std::chrono::steady_clock::now() - n->xattrs_at < impl_->options_.xattr_cache_timeout &&
-        std::find(n->xattr_names.begin(), n->xattr_names.end(), name) == n->xattr_names.end()) {
+    if (n->KnownAbsent(name, impl_->options_.xattr_cache_timeout)) {
       return Errno(ENODATA, "no xattr " + std::string(name));
     }
   }
   CAIRN_RETURN_IF_ERROR(impl_->EnsureVerified(*n));
   CAIRN_ASSIGN_OR_RETURN(int r, impl_->PickReplica(*n, false));
   const CallTarget& t = impl_->subvols_[n->home()].targets[r];
-  CAIRN_ASSIGN_OR_RETURN(auto rep, (impl_->CallOne<pb::GetXattrRequest, pb::GetXattrReply>(
-                                       t,
-                                       [&] {
-                                         pb::GetXattrRequest q;
-                                         q.set_brick_id(t.brick_id);
-                                         q.set_id(n->id.Raw());
-                                         q.set_name(std::string(name));
-                                         return q;
-                                       },
-                                       CAIRN_ASYNC(GetXattr))));
-  return std::move(*rep.mutable_value());
+  auto rep = impl_->CallOne<pb::GetXattrRequest, pb::GetXattrReply>(
+      t,
+      [&] {
+        pb::GetXattrRequest q;
+        q.set_brick_id(t.brick_id);
+        q.set_id(n->id.Raw());
+        q.set_name(std::string(name));
+        return q;
+      },
+      CAIRN_ASYNC(GetXattr));
+  if (!rep.ok()) {
+    if (ErrnoOf(rep.status()) == ENODATA) {
+      std::lock_guard l(n->mu);
+      n->LearnAbsent(name);
+    }
+    return rep.status();
+  }
+  return std::move(*rep->mutable_value());
 }
 
 Status Volume::SetXattr(Ino ino, std::string_view name, std::string_view value, int flags) {
@@ -1917,6 +1948,7 @@ Status Volume::SetXattr(Ino ino, std::string_view name, std::string_view value, 
                                 CAIRN_ASYNC(SetXattr))
                             .status());
   std::lock_guard l(n->mu);
+  n->LearnPresent(name);
   if (n->xattrs_known &&
       std::find(n->xattr_names.begin(), n->xattr_names.end(), name) == n->xattr_names.end()) {
     n->xattr_names.emplace_back(name);

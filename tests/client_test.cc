@@ -375,6 +375,48 @@ TEST_F(ClientTest, LookupsAskAReadQuorumAndAStaleReplicaIsOutvoted) {
   EXPECT_EQ(BrickFile(*cluster_, 0, 1, "dir0/f"), "old");
 }
 
+// An xattr a brick said is absent is answered from memory until the cache
+// timeout (the kernel asks security.capability before every write); a set
+// through this client is seen at once, another client's after the timeout.
+TEST_F(ClientTest, AbsentXattrsAreRememberedUntilTheTimeout) {
+  Start({.nodes = 3, .replica = 3, .metrics = true});
+  client::Options o;
+  o.xattr_cache_timeout = std::chrono::milliseconds(1500);
+  auto a = cluster_->OpenVolume(o);
+  auto b = cluster_->OpenVolume(o);
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  auto f = (*a)->Create(kRootIno, "f", 0644, {0, 0});
+  ASSERT_OK(f);
+  auto getxattrs = [&] {
+    int64_t n = 0;
+    for (int i = 0; i < 3; ++i) n += OpCount(cluster_->node(i), "getxattr");
+    return n;
+  };
+  // What the create taught this client has expired: the first ask goes to a brick.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  const int64_t start = getxattrs();
+  EXPECT_ERRNO((*a)->GetXattr(f->ino, "security.capability"), ENODATA);
+  EXPECT_EQ(getxattrs(), start + 1);
+  for (int i = 0; i < 20; ++i) EXPECT_ERRNO((*a)->GetXattr(f->ino, "security.capability"), ENODATA);
+  EXPECT_EQ(getxattrs(), start + 1) << "answered from memory";
+  // A set here is seen at once.
+  EXPECT_ERRNO((*a)->GetXattr(f->ino, "user.k"), ENODATA);
+  ASSERT_OK((*a)->SetXattr(f->ino, "user.k", "v1", 0));
+  auto v = (*a)->GetXattr(f->ino, "user.k");
+  ASSERT_OK(v);
+  EXPECT_EQ(*v, "v1");
+  // Another client's set is seen once the timeout has passed.
+  EXPECT_ERRNO((*a)->GetXattr(f->ino, "user.other"), ENODATA);
+  auto fb = (*b)->Lookup(kRootIno, "f");
+  ASSERT_OK(fb);
+  ASSERT_OK((*b)->SetXattr(fb->ino, "user.other", "x", 0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  auto other = (*a)->GetXattr(f->ino, "user.other");
+  ASSERT_OK(other);
+  EXPECT_EQ(*other, "x");
+}
+
 TEST_F(ClientTest, TwoBricksDownRefusesWritesButServesReads) {
   Start({.nodes = 3, .replica = 3});
   client::Ino keep = Put("keep", "unchanged");
