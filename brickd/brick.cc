@@ -701,6 +701,7 @@ struct BrickOps {
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
     ToProto(pv, reply.mutable_parent_version());
+    CAIRN_ASSIGN_OR_RETURN(*reply.mutable_parent(), AttrOf(pfd.get(), parent, &pv));
     return reply;
   }
 
@@ -800,6 +801,7 @@ struct BrickOps {
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
     CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, AttrOf(obj.get(), id));
     ToProto(pv, attr.mutable_parent_version());
+    CAIRN_ASSIGN_OR_RETURN(*attr.mutable_parent(), AttrOf(pfd.get(), parent, &pv));
     return attr;
   }
 
@@ -1163,6 +1165,7 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
   CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, ops.AttrOf(obj.fd.get(), id));
   ToProto(pv, attr.mutable_parent_version());
+  CAIRN_ASSIGN_OR_RETURN(*attr.mutable_parent(), ops.AttrOf(pfd.get(), parent, &pv));
   return attr;
 }
 

@@ -1233,6 +1233,48 @@ TEST_F(BrickTest, VersionTagsIdentifyTheSetOfMutationsApplied) {
   EXPECT_EQ(GetAttr(f2)->version().data(), 0u);
 }
 
+// Create, Mkdir, Link, Unlink and Rmdir replies carry the parent directory's
+// attributes after the op, the same GetAttr answers.
+TEST_F(BrickTest, EntryRepliesCarryTheParentsAttributes) {
+  std::string d = Mkdir(Root(), "d");
+  auto same = [&](const pb::Attr& parent, const char* op) {
+    auto now = GetAttr(d);
+    ASSERT_TRUE(now.ok());
+    EXPECT_EQ(parent.id(), d) << op;
+    EXPECT_EQ(parent.mode(), now->mode()) << op;
+    EXPECT_EQ(parent.nlink(), now->nlink()) << op;
+    EXPECT_EQ(parent.mtime_ns(), now->mtime_ns()) << op;
+    EXPECT_EQ(parent.ctime_ns(), now->ctime_ns()) << op;
+    EXPECT_EQ(parent.version().entry(), now->version().entry()) << op;
+  };
+  auto f = MakeEntry(d, "f", 'f', 0644, "", /*dirty=*/true);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  same(f->parent(), "create");
+  EXPECT_EQ(f->parent().version().entry(), f->parent_version().entry());
+  auto sub = MakeEntry(d, "sub", 'd', 0755, "", /*dirty=*/true);
+  ASSERT_TRUE(sub.ok());
+  same(sub->parent(), "mkdir");
+  EXPECT_EQ(sub->parent().nlink(), 3u);
+  pb::LinkRequest l;
+  l.set_id(f->id());
+  l.set_new_parent_id(d);
+  l.set_new_name("g");
+  auto linked = brick_->Link(l);
+  ASSERT_TRUE(linked.ok()) << linked.status().ToString();
+  same(linked->parent(), "link");
+  pb::UnlinkRequest u;
+  u.set_parent_id(d);
+  u.set_name("g");
+  auto un = brick_->Unlink(u);
+  ASSERT_TRUE(un.ok()) << un.status().ToString();
+  same(un->parent(), "unlink");
+  u.set_name("sub");
+  auto rm = brick_->Rmdir(u);
+  ASSERT_TRUE(rm.ok()) << rm.status().ToString();
+  same(rm->parent(), "rmdir");
+  EXPECT_EQ(rm->parent().nlink(), 2u);
+}
+
 // Versions are stored compact so that id and versions fit in the inode's own
 // xattr space; large counters and the fixed 32-byte form of older bricks
 // read back exactly.

@@ -145,6 +145,9 @@ struct Inode {
   std::vector<std::string> xattr_names;
   std::chrono::steady_clock::time_point xattrs_at;
 
+  // Directories: when `attr` was last set from the parent attributes of an
+  // entry operation's reply (see Options::dir_attr_cache_timeout).
+  std::chrono::steady_clock::time_point dir_attr_at{};
   // Names a brick answered ENODATA for since, and when (at most a few: the
   // kernel asks security.capability before every write of a file).
   std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> absent_xattrs;
@@ -429,6 +432,13 @@ class VolumeImpl {
 
   template <class Req, class Rep, class MakeReq, class Issue>
   StatusOr<Rep> CallOne(const CallTarget& t, MakeReq make, Issue issue);
+
+  // After an entry operation in `dir` on subvolume s: keeps the directory's
+  // attributes from the reply of the replica GetAttr would ask
+  // (`parent_of(reply)`, null or empty if that reply has none).
+  template <class Rep, class ParentOf>
+  void LearnDirAttr(Inode& dir, int s, const std::vector<BrickResult<Rep>>& results,
+                    ParentOf parent_of);
 
   void ProbeLoop();
 };
@@ -881,6 +891,19 @@ Status VolumeImpl::EnsureVerified(Inode& n) {
   return Refresh(n);
 }
 
+template <class Rep, class ParentOf>
+void VolumeImpl::LearnDirAttr(Inode& dir, int s, const std::vector<BrickResult<Rep>>& results,
+                              ParentOf parent_of) {
+  if (options_.dir_attr_cache_timeout.count() <= 0 || s != dir.home()) return;
+  auto r = PickReplica(dir, false);
+  if (!r.ok() || *r >= static_cast<int>(results.size()) || !results[*r].ok()) return;
+  const pb::Attr* a = parent_of(results[*r].reply);
+  if (a == nullptr || a->id().empty()) return;  // a brick without Attr.parent
+  std::lock_guard l(dir.mu);
+  dir.attr = ToAttr(*a, dir.ino);
+  dir.dir_attr_at = std::chrono::steady_clock::now();
+}
+
 template <class Req, class Rep, class MakeReq, class Issue>
 StatusOr<Rep> VolumeImpl::CallOne(const CallTarget& t, MakeReq make, Issue issue) {
   auto r = FanOut<Req, Rep>(
@@ -1149,6 +1172,8 @@ StatusOr<Attr> VolumeImpl::CreateImpl(Ino parent, std::string_view name, uint32_
       MaybeClear(s, dir->id, pv);
       MaybeClear(s, id, ov);
     }
+    LearnDirAttr(*dir, 0, fans[0].results,
+                 [](const pb::AttrReply& r) { return &r.attr().parent(); });
     std::vector<const pb::Attr*> answers;
     for (auto& res : fans[0].results) answers.push_back(res.ok() ? &res.reply.attr() : nullptr);
     auto n = Register(0, answers, 1);
@@ -1176,6 +1201,7 @@ StatusOr<Attr> VolumeImpl::CreateImpl(Ino parent, std::string_view name, uint32_
   }
   MaybeClear(s, dir->id, pv);
   MaybeClear(s, id, ov);
+  LearnDirAttr(*dir, s, fan.results, [](const pb::AttrReply& r) { return &r.attr().parent(); });
   auto n = Register(s, answers, 1);
   if (n == nullptr) return Status(StatusCode::kDataLoss, "malformed reply", EIO);
   std::lock_guard l(n->mu);
@@ -1288,6 +1314,7 @@ Status VolumeImpl::RemoveImpl(Ino parent, std::string_view name, bool is_dir) {
     std::vector<const pb::Version*> pv;
     for (auto& res : fan->results) pv.push_back(res.ok() ? &res.reply.parent_version() : nullptr);
     MaybeClear(s, dir->id, pv);
+    LearnDirAttr(*dir, s, fan->results, [](const pb::UnlinkReply& r) { return &r.parent(); });
     const pb::UnlinkReply& rep = fan->results[fan->chosen].reply;
     auto id = Uuid::FromBytes(rep.id());
     if (!id.ok()) continue;
@@ -1456,6 +1483,15 @@ void Volume::Forget(Ino ino, uint64_t nlookup) {
 
 StatusOr<Attr> Volume::GetAttr(Ino ino) {
   CAIRN_ASSIGN_OR_RETURN(auto n, impl_->Get(ino));
+  {
+    // A directory this client just changed: the reply carried its attributes.
+    std::lock_guard l(n->mu);
+    if (n->subvol < 0 && n->dir_attr_at != std::chrono::steady_clock::time_point{} &&
+        std::chrono::steady_clock::now() - n->dir_attr_at <
+            impl_->options_.dir_attr_cache_timeout) {
+      return n->attr;
+    }
+  }
   CAIRN_RETURN_IF_ERROR(impl_->EnsureVerified(*n));
   for (int attempt = 0; attempt < 3; ++attempt) {
     CAIRN_ASSIGN_OR_RETURN(int r, impl_->PickReplica(*n, false));
@@ -1537,6 +1573,8 @@ StatusOr<Attr> Volume::Link(Ino ino, Ino new_parent, std::string_view new_name) 
     answers.push_back(res.ok() ? &res.reply.attr() : nullptr);
   }
   impl_->MaybeClear(s, dir->id, pv);
+  impl_->LearnDirAttr(*dir, s, fan.results,
+                      [](const pb::AttrReply& r) { return &r.attr().parent(); });
   auto reg = impl_->Register(s, answers, 1);
   if (reg == nullptr) return Status(StatusCode::kDataLoss, "malformed reply", EIO);
   std::lock_guard l(reg->mu);

@@ -134,6 +134,13 @@ struct Options {
   // How long the xattr names learnt from a lookup or readdirplus answer
   // "no such xattr" (ENODATA) without asking a brick.
   std::chrono::milliseconds xattr_cache_timeout{1000};
+  // How long the attributes of a directory returned by a create, mkdir, link,
+  // unlink or rmdir in it through this client answer GetAttr of that
+  // directory without asking a brick. (The kernel asks after every change of
+  // a directory, for the permission checks of the next operation in it.) 0:
+  // always ask. Another client's change to the directory's mode or owner is
+  // seen up to this much later, as with the kernel's own attr_timeout.
+  std::chrono::milliseconds dir_attr_cache_timeout{1000};
 };
 
 class VolumeImpl;

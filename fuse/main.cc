@@ -313,6 +313,10 @@ int Run(int argc, char** argv) {
       std::chrono::milliseconds(static_cast<int64_t>(config.connect_timeout_s * 1000));
   options.rpc_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(config.rpc_timeout_s * 1000));
+  // A directory's attributes from this mount's own changes count as fresh no
+  // longer than the kernel keeps attributes (attr_timeout=0: always ask).
+  options.dir_attr_cache_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(config.attr_timeout_s * 1000));
   uint64_t fetched_generation = 0;
   if (server_source.has_value()) {
     auto fetched = client::FetchSpec(server_source->servers, server_source->volume, token,

@@ -417,6 +417,63 @@ TEST_F(ClientTest, AbsentXattrsAreRememberedUntilTheTimeout) {
   EXPECT_EQ(*other, "x");
 }
 
+// A directory's attributes come back with every create, mkdir, link, unlink
+// and rmdir in it; GetAttr of the directory right after is answered from them
+// (the kernel asks after every such change), not from a brick.
+TEST_F(ClientTest, EntryOperationsReturnTheDirectorysAttributes) {
+  Start({.nodes = 3, .replica = 3, .metrics = true});
+  auto getattrs = [&] {
+    int64_t n = 0;
+    for (int i = 0; i < 3; ++i) n += OpCount(cluster_->node(i), "getattr");
+    return n;
+  };
+  auto d = vol_->Mkdir(kRootIno, "d", 0750, {0, 0});
+  ASSERT_OK(d);
+  auto before = vol_->GetAttr(d->ino);
+  ASSERT_OK(before);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // times must move
+  const int64_t start = getattrs();
+  client::Ino f = Put("f", "x", d->ino);
+  auto after_create = vol_->GetAttr(d->ino);
+  ASSERT_OK(after_create);
+  EXPECT_GT(after_create->mtime_ns, before->mtime_ns);
+  EXPECT_EQ(after_create->mode, static_cast<uint32_t>(S_IFDIR | 0750));
+  ASSERT_OK(vol_->Link(f, d->ino, "g"));
+  ASSERT_OK(vol_->Mkdir(d->ino, "sub", 0755, {0, 0}));
+  auto after_mkdir = vol_->GetAttr(d->ino);
+  ASSERT_OK(after_mkdir);
+  EXPECT_EQ(after_mkdir->nlink, 3u) << "a subdirectory's '..'";
+  ASSERT_OK(vol_->Unlink(d->ino, "g"));
+  ASSERT_OK(vol_->Rmdir(d->ino, "sub"));
+  auto after_rmdir = vol_->GetAttr(d->ino);
+  ASSERT_OK(after_rmdir);
+  EXPECT_EQ(after_rmdir->nlink, 2u);
+  EXPECT_GE(after_rmdir->mtime_ns, after_create->mtime_ns);
+  EXPECT_EQ(getattrs(), start) << "every GetAttr of the directory was answered from a reply";
+  // What a brick answers agrees with what the replies said.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto asked = vol_->GetAttr(d->ino);
+  ASSERT_OK(asked);
+  EXPECT_EQ(getattrs(), start + 1) << "older than dir_attr_cache_timeout: asked";
+  EXPECT_EQ(asked->mtime_ns, after_rmdir->mtime_ns);
+  EXPECT_EQ(asked->nlink, after_rmdir->nlink);
+  EXPECT_EQ(asked->mode, after_rmdir->mode);
+
+  // With the cache off, every GetAttr asks.
+  client::Options o;
+  o.dir_attr_cache_timeout = std::chrono::milliseconds(0);
+  auto strict = cluster_->OpenVolume(o);
+  ASSERT_OK(strict);
+  auto sd = (*strict)->Lookup(kRootIno, "d");
+  ASSERT_OK(sd);
+  auto nf = (*strict)->Create(sd->ino, "h", 0644, {0, 0});
+  ASSERT_OK(nf);
+  (*strict)->Release(nf->ino);
+  const int64_t strict_start = getattrs();
+  ASSERT_OK((*strict)->GetAttr(sd->ino));
+  EXPECT_EQ(getattrs(), strict_start + 1);
+}
+
 TEST_F(ClientTest, TwoBricksDownRefusesWritesButServesReads) {
   Start({.nodes = 3, .replica = 3});
   client::Ino keep = Put("keep", "unchanged");
