@@ -100,6 +100,13 @@ Status CheckInterrupted() {
   return Status::Aborted(fmt::format("interrupted by signal {} ({})", sig, strsignal(sig)));
 }
 
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && s[b] == ' ') ++b;
+  return s.substr(b);
+}
+
 void SleepMs(int ms) {
   const auto until = Clock::now() + std::chrono::milliseconds(ms);
   while (!Interrupted() && Clock::now() < until) {

@@ -78,6 +78,8 @@ bool Interrupted();
 Status CheckInterrupted();
 // Sleeps `ms` milliseconds, waking early on a signal.
 void SleepMs(int ms);
+// `s` without leading spaces and trailing spaces and line ends.
+std::string Trimmed(std::string s);
 // 130 once a signal came, else 0 if `ok`, else 1: the benchmarks' exit status.
 int ExitCode(bool ok);
 

@@ -21,6 +21,7 @@
 // A benchmark, not a test: exit 0 even when a target is missed; 1 when something broke, 2 for
 // bad flags, 130 when interrupted. See bench/README.md.
 #include <fcntl.h>
+#include <signal.h>
 #include <spdlog/fmt/fmt.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -37,6 +38,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -82,6 +84,10 @@ struct Options : CommonOptions {
   std::string brickd_log_level;
   std::string cairn_mount;
   std::string cairn_mount_options;
+  // --profile: perf (system-wide) during every measured phase; data in profile_dir.
+  bool profile = false;
+  std::string perf;
+  fs::path profile_dir;
 };
 
 // ---- Workloads and their figures.
@@ -137,6 +143,90 @@ struct SideResult : SideReport {
   std::string path;  // the directory the workloads ran in
   std::string fstype;
   std::map<std::string, Figure> figures;
+  // --profile: per workload key, where the CPU went (perf report lines).
+  std::map<std::string, std::vector<std::string>> profiles;
+};
+
+// --profile: `perf record -a` from just before a measured phase starts until its figure is
+// recorded, then `perf report` by process (thread name) and library, and by symbol. System-wide,
+// because the time of a file system operation is spent in the kernel, the FUSE client and the
+// brick servers at once. Thread names: cairn-mount (FUSE client, incl. its gRPC calls),
+// nexting_thread and default-executo (gRPC's threads: brickd's server), glusterfs (Gluster's
+// client), glusterfsd (its bricks), swapper (idle).
+class PhaseProfiler {
+ public:
+  PhaseProfiler(const Options& opt, std::string side) : opt_(opt), side_(std::move(side)) {}
+  PhaseProfiler(const PhaseProfiler&) = delete;
+  PhaseProfiler& operator=(const PhaseProfiler&) = delete;
+  ~PhaseProfiler() { StopPerf(); }
+
+  // Starts recording (a recording already running is dropped).
+  void Start() {
+    if (!opt_.profile) return;
+    StopPerf();
+    data_ = opt_.profile_dir / fmt::format("{}-{}.data", side_, ++count_);
+    auto child =
+        ChildProcess::Start("perf", {opt_.perf, "record", "-a", "-F", "499", "-o", data_.string()},
+                            opt_.profile_dir / "perf.log");
+    if (!child.ok()) {
+      error_ = child.status().ToString();
+      return;
+    }
+    perf_ = std::move(*child);
+    SleepMs(300);  // perf opens its per-CPU buffers before the phase starts
+  }
+
+  // Stops recording and returns the report (empty if nothing was recorded).
+  std::vector<std::string> Finish() {
+    if (!opt_.profile) return {};
+    if (perf_ == nullptr) return {"no profile: " + (error_.empty() ? "perf not running" : error_)};
+    StopPerf();
+    std::vector<std::string> lines;
+    Report({"--sort", "comm,dso", "--percent-limit", "2"}, 10, &lines);
+    Report({"--sort", "sym", "--percent-limit", "1"}, 10, &lines);
+    std::error_code ec;
+    if (!opt_.keep) fs::remove(data_, ec);
+    return lines;
+  }
+
+ private:
+  void StopPerf() {
+    if (perf_ == nullptr) return;
+    if (perf_->Running()) {
+      ::kill(perf_->pid(), SIGINT);  // perf writes its data, then exits
+      if (!perf_->WaitFor(std::chrono::seconds(30))) perf_->Stop(std::chrono::seconds(5));
+    }
+    perf_.reset();
+  }
+
+  void Report(std::vector<std::string> sort, int top, std::vector<std::string>* out) {
+    std::vector<std::string> argv = {opt_.perf,       "report", "--stdio",
+                                     "--no-children", "-i",     data_.string()};
+    argv.insert(argv.end(), sort.begin(), sort.end());
+    auto r = RunCommand(argv, std::chrono::minutes(3), /*interruptible=*/true);
+    if (!r.ok() || r->exit_code != 0) {
+      out->push_back("perf report failed: " +
+                     (r.ok() ? r->output.substr(0, 200) : r.status().ToString()));
+      return;
+    }
+    std::istringstream in(r->output);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line) && n < top) {
+      if (line.empty() || line[0] == '#' || line.find('%') == std::string::npos) continue;
+      line = Trimmed(line);
+      if (line.size() > 110) line = line.substr(0, 107) + "...";
+      out->push_back(line);
+      ++n;
+    }
+  }
+
+  const Options& opt_;
+  const std::string side_;
+  std::unique_ptr<ChildProcess> perf_;
+  fs::path data_;
+  std::string error_;
+  int count_ = 0;
 };
 
 class WorkloadRunner {
@@ -160,6 +250,7 @@ class WorkloadRunner {
 
   void Record(const char* key, double value, double seconds, int64_t ops) {
     out_->figures[key] = Figure{value, seconds, ops};
+    if (opt_.profile) out_->profiles[key] = profiler_.Finish();
     const Workload& w = WorkloadOf(key);
     Progress("  {:<34} {:>15}  ({} {} in {:.3f} s)", w.label, FormatValue(w, value), ops, w.counted,
              seconds);
@@ -168,7 +259,10 @@ class WorkloadRunner {
   // sync, then drops the page cache, dentries and inodes. If that is not possible (not root),
   // says so once and goes on: the figures then include cache hits.
   Status DropCaches() {
-    if (!opt_.drop_caches || drop_failed_) return CheckInterrupted();
+    if (!opt_.drop_caches || drop_failed_) {
+      profiler_.Start();
+      return CheckInterrupted();
+    }
     ::sync();
     const int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
     const bool ok = fd >= 0 && ::write(fd, "3", 1) == 1;
@@ -180,6 +274,8 @@ class WorkloadRunner {
                             "): read and stat figures include cache hits");
       Progress("WARNING: could not drop the page cache: {}", ErrnoText(err));
     }
+    // Every measured phase starts right after this.
+    profiler_.Start();
     return CheckInterrupted();
   }
 
@@ -449,6 +545,7 @@ class WorkloadRunner {
   const std::string ls_ = FindExecutable("ls");
   const std::string find_ = FindExecutable("find");
   bool drop_failed_ = false;
+  PhaseProfiler profiler_{opt_, out_->name};
 };
 
 // Runs the workloads in a fresh directory under `base` (removed afterwards unless --keep).
@@ -717,6 +814,7 @@ json SideJson(const SideResult& side) {
   out["path"] = side.path;
   out["fstype"] = side.fstype;
   out["figures"] = figures;
+  if (!side.profiles.empty()) out["profiles"] = side.profiles;
   return out;
 }
 
@@ -741,6 +839,9 @@ int Main(int argc, char** argv) {
   flags.AddString("brickd", CAIRN_BRICKD_DEFAULT_PATH, "brickd executable");
   flags.AddString("brickd-log-level", "warn", "brickd --log-level");
   flags.AddString("cairn-mount", CAIRN_MOUNT_DEFAULT_PATH, "cairn-mount executable");
+  flags.AddBool("profile", false,
+                "record a system-wide CPU profile (perf) of every measured phase and print where "
+                "the time went (perf slows the run a little: take figures from a run without it)");
   flags.AddString("cairn-mount-options", "",
                   "extra cairn-mount -o options, appended after token_file=...,allow_other");
   AddCommonFlags(flags,
@@ -768,6 +869,20 @@ int Main(int argc, char** argv) {
   opt.brickd_log_level = flags.GetString("brickd-log-level");
   opt.cairn_mount = flags.GetString("cairn-mount");
   opt.cairn_mount_options = flags.GetString("cairn-mount-options");
+  opt.profile = flags.GetBool("profile");
+  if (opt.profile) {
+    opt.perf = FindExecutable("perf");
+    if (opt.perf.empty()) {
+      fmt::print(stderr, "fs_bench: --profile needs perf (Debian: linux-perf)\n");
+      return 2;
+    }
+    std::string tmpl = (fs::temp_directory_path() / "cairn-fs-bench-perf.XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      fmt::print(stderr, "fs_bench: mkdtemp {}: {}\n", tmpl, ErrnoText(errno));
+      return 2;
+    }
+    opt.profile_dir = tmpl;
+  }
   if (opt.seq_mib < 1 || opt.seq_mib > (int64_t{1} << 24) || opt.files < opt.jobs ||
       opt.dirs < opt.jobs || opt.seconds < 1 || opt.jobs < 1 || opt.random_file_mib < 1 ||
       opt.random_file_mib > (int64_t{1} << 24)) {
@@ -829,6 +944,22 @@ int Main(int argc, char** argv) {
       "  ratios: Cairn/GlusterFS for rates, GlusterFS time / Cairn time for ls -lR and "
       "find (\"x faster\")\n");
   if (passed + missed > 0) fmt::print("  targets: {} PASS, {} MISS\n", passed, missed);
+  if (opt.profile) {
+    fmt::print("\nprofiles (perf record -a, share of all CPU samples; swapper = idle)\n");
+    for (const auto& w : kWorkloads) {
+      for (const SideResult* side : {&cairn, &gluster}) {
+        auto it = side->profiles.find(w.key);
+        if (it == side->profiles.end()) continue;
+        fmt::print("  {} / {}\n", w.label, side == &cairn ? "Cairn" : gluster_title);
+        for (const auto& line : it->second) fmt::print("      {}\n", line);
+      }
+    }
+    std::error_code ec;
+    if (!opt.keep)
+      fs::remove_all(opt.profile_dir, ec);
+    else
+      fmt::print("  perf data kept in {}\n", opt.profile_dir.string());
+  }
 
   const json out = {{"benchmark", "fs"},
                     {"machine", run.machine.Json()},

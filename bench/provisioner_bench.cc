@@ -127,13 +127,6 @@ struct Options {
 
 // ---- Small helpers.
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  size_t b = 0;
-  while (b < s.size() && s[b] == ' ') ++b;
-  return s.substr(b);
-}
-
 // utime + stime of a process, in clock ticks; -1 if unreadable.
 int64_t CpuTicks(pid_t pid) {
   auto text = ReadText(fmt::format("/proc/{}/stat", pid));
