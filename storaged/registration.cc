@@ -282,10 +282,11 @@ void Registrar::Run() {
         std::lock_guard lock(mu_);
         result_ = reg;
       }
-      registered_ = true;
-      cv_.notify_all();
+      // Logged before it shows as registered: whoever sees the state finds the line.
       spdlog::info("event=registered node_id={} cluster={} provisioner={} attempts={}", reg.node_id,
                    reg.cluster.empty() ? "-" : reg.cluster, url_.ToString(), attempt);
+      registered_ = true;
+      cv_.notify_all();
       if (on_registered_) on_registered_(reg);
       break;
     }

@@ -682,10 +682,13 @@ TEST_F(StoragedRegistrationTest, RetriesAfterTwo503sAndThenRegisters) {
   EXPECT_TRUE(
       WaitFor([&] { return Metrics().find("cairn_storaged_registered 1\n") != std::string::npos; },
               milliseconds(5000)));
+  // Logged just before the state changes (registration.cc); give it a moment regardless.
+  const std::string registered = "event=registered node_id=" + FakeProvisioner::IdFor("node0");
+  WaitFor([&] { return c_->Log(0).find(registered) != std::string::npos; }, milliseconds(5000));
   const std::string log = c_->Log(0);
   EXPECT_CONTAINS(log, "status=503 body=\"injected failure\" retry_in_ms=1000");
   EXPECT_CONTAINS(log, "status=503 body=\"injected failure\" retry_in_ms=2000");
-  EXPECT_CONTAINS(log, "event=registered node_id=" + FakeProvisioner::IdFor("node0"));
+  EXPECT_CONTAINS(log, registered);
 }
 
 TEST_F(StoragedRegistrationTest, AWrongJoinKeyIsRefusedRetriedNeverLoggedAndSigtermIsPrompt) {
