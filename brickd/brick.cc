@@ -701,7 +701,8 @@ struct BrickOps {
     Versions pv;
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
     ToProto(pv, reply.mutable_parent_version());
-    CAIRN_ASSIGN_OR_RETURN(*reply.mutable_parent(), AttrOf(pfd.get(), parent, &pv));
+    // Best effort: the op is done; a client without it asks GetAttr.
+    if (auto pa = AttrOf(pfd.get(), parent, &pv); pa.ok()) *reply.mutable_parent() = std::move(*pa);
     return reply;
   }
 
@@ -801,7 +802,7 @@ struct BrickOps {
     CAIRN_RETURN_IF_ERROR(Mutated(req.txn(), pfd.get(), VersionField::kEntry, &pv));
     CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, AttrOf(obj.get(), id));
     ToProto(pv, attr.mutable_parent_version());
-    CAIRN_ASSIGN_OR_RETURN(*attr.mutable_parent(), AttrOf(pfd.get(), parent, &pv));
+    if (auto pa = AttrOf(pfd.get(), parent, &pv); pa.ok()) *attr.mutable_parent() = std::move(*pa);
     return attr;
   }
 
@@ -1165,7 +1166,8 @@ StatusOr<pb::Attr> Brick::Link(const pb::LinkRequest& req) {
   CAIRN_ASSIGN_OR_RETURN(auto obj, ops.OpenObj(id));
   CAIRN_ASSIGN_OR_RETURN(pb::Attr attr, ops.AttrOf(obj.fd.get(), id));
   ToProto(pv, attr.mutable_parent_version());
-  CAIRN_ASSIGN_OR_RETURN(*attr.mutable_parent(), ops.AttrOf(pfd.get(), parent, &pv));
+  if (auto pa = ops.AttrOf(pfd.get(), parent, &pv); pa.ok())
+    *attr.mutable_parent() = std::move(*pa);
   return attr;
 }
 
