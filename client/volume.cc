@@ -1686,7 +1686,17 @@ StatusOr<std::vector<DirEntry>> Volume::ReadDir(Ino dir_ino, bool plus) {
     const Subvol& sv = impl_->subvols_[s];
     int r = -1;
     if (s == 0) {
-      CAIRN_ASSIGN_OR_RETURN(r, impl_->PickReplica(*dir, true));
+      auto picked = impl_->PickReplica(*dir, true);
+      // A directory being changed while it was looked up can look behind on
+      // every data replica (a lookup's answers are not taken at one instant,
+      // and the arbiter may have applied one create more): ask them all again
+      // before giving up.
+      for (int attempt = 0; !picked.ok() && attempt < 3; ++attempt) {
+        CAIRN_RETURN_IF_ERROR(impl_->Refresh(*dir));
+        picked = impl_->PickReplica(*dir, true);
+      }
+      if (!picked.ok()) return picked.status();
+      r = *picked;
     } else {
       for (size_t i = 0; i < sv.replicas.size(); ++i) {
         if (sv.replicas[i].node->connected() && !sv.replicas[i].arbiter) {
