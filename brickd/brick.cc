@@ -1274,8 +1274,7 @@ size_t WriteAround(int fd, const std::string& data, uint64_t offset) {
   constexpr size_t kMinAround = 512 * 1024;
   const size_t len = data.size() & ~(kAlign - 1);
   if (offset % kAlign != 0 || len < kMinAround) return 0;
-  const std::string self = "/proc/self/fd/" + std::to_string(fd);
-  Fd direct(::open(self.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
+  Fd direct(::open(ProcPath(fd).c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
   if (direct.get() < 0) return 0;
   char* buf = DirectBuffers().Take();
   if (buf == nullptr) return 0;
@@ -1296,7 +1295,7 @@ size_t WriteAround(int fd, const std::string& data, uint64_t offset) {
 
 }  // namespace
 
-StatusOr<pb::WriteReply> Brick::Write(const pb::WriteRequest& req, WriteMode mode) {
+StatusOr<pb::WriteReply> Brick::Write(const pb::WriteRequest& req) {
   BrickOps ops{*this};
   CAIRN_ASSIGN_OR_RETURN(Uuid id, ParseId(req.id(), "id"));
   const std::string& data = req.data();
@@ -1327,7 +1326,7 @@ StatusOr<pb::WriteReply> Brick::Write(const pb::WriteRequest& req, WriteMode mod
       return s;
     }
   }
-  size_t done = mode == WriteMode::kAround ? WriteAround(fd.get(), data, offset) : 0;
+  size_t done = WriteAround(fd.get(), data, offset);
   while (done < data.size()) {
     ssize_t n = ::pwrite(fd.get(), data.data() + done, data.size() - done,
                          static_cast<off_t>(offset + done));

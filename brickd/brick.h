@@ -80,14 +80,12 @@ class Brick {
   StatusOr<pb::Attr> Link(const pb::LinkRequest& req);
   StatusOr<pb::ReadlinkReply> Readlink(const pb::ReadlinkRequest& req);
   StatusOr<pb::ReadReply> Read(const pb::ReadRequest& req);
-  // kAround: the 4 KiB-aligned part of a write of 512 KiB or more goes
-  // around the page cache (O_DIRECT), for self-heal's bulk copies, which
-  // would otherwise fill the node's page cache with data nobody reads and
-  // evict what clients do; where direct I/O is not possible (tmpfs,
+  // The 4 KiB-aligned part of a write of 512 KiB or more goes around the
+  // page cache (O_DIRECT): filling fresh page cache costs more CPU than the
+  // disk write, and a stream one client writes (or self-heal copies) would
+  // evict what clients read. Where direct I/O is not possible (tmpfs,
   // unaligned), and for smaller writes, the write is buffered.
-  enum class WriteMode { kBuffered, kAround };
-  StatusOr<pb::WriteReply> Write(const pb::WriteRequest& req,
-                                 WriteMode mode = WriteMode::kBuffered);
+  StatusOr<pb::WriteReply> Write(const pb::WriteRequest& req);
   Status Fsync(const pb::FsyncRequest& req);
   StatusOr<pb::Attr> Fallocate(const pb::FallocateRequest& req);
   StatusOr<pb::Attr> Truncate(const pb::TruncateRequest& req);

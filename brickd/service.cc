@@ -122,22 +122,7 @@ CAIRN_BRICK_RPC(Symlink, CreateRequest, AttrReply, kSymlink, *out->mutable_attr(
 CAIRN_BRICK_RPC(Link, LinkRequest, AttrReply, kLink, *out->mutable_attr())
 CAIRN_BRICK_RPC(Readlink, ReadlinkRequest, ReadlinkReply, kReadlink, *out)
 CAIRN_BRICK_RPC(Read, ReadRequest, ReadReply, kRead, *out)
-
-// Large writes go around the page cache (Brick::WriteMode::kAround: the
-// 4 KiB-aligned part of a write of 512 KiB or more is written O_DIRECT).
-// Filling fresh page cache costs more CPU than the disk write itself, and a
-// brick's cache is better spent on what clients read than on a stream one
-// client writes; small writes stay buffered.
-grpc::ServerUnaryReactor* BrickServiceImpl::Write(grpc::CallbackServerContext* ctx,
-                                                  const pb::WriteRequest* req,
-                                                  pb::WriteReply* out) {
-  return Serve(Op::kWrite, ctx, req, [req, out](Brick& b) -> Status {
-    auto r = b.Write(*req, Brick::WriteMode::kAround);
-    if (!r.ok()) return r.status();
-    *out = std::move(*r);
-    return Status::Ok();
-  });
-}
+CAIRN_BRICK_RPC(Write, WriteRequest, WriteReply, kWrite, *out)
 CAIRN_BRICK_RPC(Fallocate, FallocateRequest, AttrReply, kFallocate, *out->mutable_attr())
 CAIRN_BRICK_RPC(Truncate, TruncateRequest, AttrReply, kTruncate, *out->mutable_attr())
 CAIRN_BRICK_RPC(Unlink, UnlinkRequest, UnlinkReply, kUnlink, *out)
@@ -261,7 +246,7 @@ grpc::ServerUnaryReactor* BrickServiceImpl::CopyFrom(grpc::CallbackServerContext
             // commit (conditional on it) will not take this copy.
             if (data->size() < req->length()) data->resize(req->length(), '\0');
             w.set_data(std::move(*data));
-            auto r = brick->Write(w, Brick::WriteMode::kAround);
+            auto r = brick->Write(w);
             s = r.status();
             if (r.ok()) *out = std::move(*r);
             brick->stats().Record(Op::kCopyFrom, std::chrono::steady_clock::now() - call->start,
