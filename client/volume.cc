@@ -831,15 +831,28 @@ void VolumeImpl::MaybeClear(int s, const Uuid& id,
 
 StatusOr<int> VolumeImpl::PickReplica(Inode& n, bool data) {
   const Subvol& sv = subvols_[n.home()];
-  std::vector<int> good;
-  {
+  // A connected replica that may serve this object; `current` also needs it
+  // not marked stale.
+  auto candidates = [&](bool current) {
+    std::vector<int> out;
     std::lock_guard l(n.mu);
     for (size_t r = 0; r < sv.replicas.size(); ++r) {
       if (!sv.replicas[r].node->connected()) continue;
-      if (r < n.stale.size() && n.stale[r]) continue;
+      if (current && r < n.stale.size() && n.stale[r]) continue;
       if (sv.replicas[r].arbiter && (data || n.subvol >= 0)) continue;
-      good.push_back(static_cast<int>(r));
+      out.push_back(static_cast<int>(r));
     }
+    return out;
+  };
+  std::vector<int> good = candidates(true);
+  // Every connected one looks behind. An object changed while it was looked
+  // up can: a lookup's answers are not taken at one instant (the arbiter may
+  // answer after one more create or write than the data brick asked, and
+  // the data brick not asked counts as unknown). Ask them all again, up to
+  // three times, before answering EIO; one that really is behind stays so.
+  for (int attempt = 0; good.empty() && attempt < 3 && !candidates(false).empty(); ++attempt) {
+    CAIRN_RETURN_IF_ERROR(Refresh(n));
+    good = candidates(true);
   }
   if (good.empty()) {
     return Status(StatusCode::kUnavailable,
@@ -1686,17 +1699,7 @@ StatusOr<std::vector<DirEntry>> Volume::ReadDir(Ino dir_ino, bool plus) {
     const Subvol& sv = impl_->subvols_[s];
     int r = -1;
     if (s == 0) {
-      auto picked = impl_->PickReplica(*dir, true);
-      // A directory being changed while it was looked up can look behind on
-      // every data replica (a lookup's answers are not taken at one instant,
-      // and the arbiter may have applied one create more): ask them all again
-      // before giving up.
-      for (int attempt = 0; !picked.ok() && attempt < 3; ++attempt) {
-        CAIRN_RETURN_IF_ERROR(impl_->Refresh(*dir));
-        picked = impl_->PickReplica(*dir, true);
-      }
-      if (!picked.ok()) return picked.status();
-      r = *picked;
+      CAIRN_ASSIGN_OR_RETURN(r, impl_->PickReplica(*dir, true));
     } else {
       for (size_t i = 0; i < sv.replicas.size(); ++i) {
         if (sv.replicas[i].node->connected() && !sv.replicas[i].arbiter) {
