@@ -546,6 +546,35 @@ void ChildProcess::Poll() {
   }
 }
 
+void StopPerfRecord(ChildProcess& perf) {
+  if (!perf.Running()) return;
+  ::kill(perf.pid(), SIGINT);
+  if (!perf.WaitFor(std::chrono::seconds(30))) perf.Stop(std::chrono::seconds(5));
+}
+
+std::vector<std::string> PerfReportRows(const std::string& perf, const fs::path& data,
+                                        const std::vector<std::string>& args, int top, size_t width,
+                                        bool with_samples) {
+  std::vector<std::string> argv = {perf, "report", "--stdio", "--no-children", "-i", data.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = RunCommand(argv, std::chrono::minutes(3), /*interruptible=*/true);
+  if (!r.ok()) return {"perf report failed: " + r.status().ToString()};
+  if (r->exit_code != 0) return {"perf report failed: " + r->output.substr(0, 300)};
+  std::vector<std::string> lines;
+  std::istringstream in(r->output);
+  std::string line, samples;
+  while (std::getline(in, line) && static_cast<int>(lines.size()) < top) {
+    if (line.rfind("# Samples:", 0) == 0) samples = line.substr(2);
+    if (line.empty() || line[0] == '#' || line.find('%') == std::string::npos) continue;
+    line = Trimmed(line);
+    if (line.size() > width) line = line.substr(0, width - 3) + "...";
+    lines.push_back(line);
+  }
+  if (with_samples && !samples.empty()) lines.insert(lines.begin(), samples);
+  if (lines.empty()) lines.push_back("no samples: " + r->output.substr(0, 300));
+  return lines;
+}
+
 StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                    std::chrono::milliseconds timeout, bool interruptible,
                                    bool discard_stdout) {

@@ -222,6 +222,16 @@ StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                    std::chrono::milliseconds timeout, bool interruptible,
                                    bool discard_stdout = false);
 
+// Stops a `perf record` child: SIGINT (perf then writes its data and exits), up to 30 s, then
+// SIGTERM/SIGKILL. Does nothing if it has already exited.
+void StopPerfRecord(ChildProcess& perf);
+// `perf report --stdio --no-children -i DATA ARGS...`: its first `top` rows (lines with a '%'),
+// trimmed and cut to `width` characters (C++ template names run for pages), after the
+// "Samples: ..." line if `with_samples`. On failure, one line saying what went wrong.
+std::vector<std::string> PerfReportRows(const std::string& perf, const fs::path& data,
+                                        const std::vector<std::string>& args, int top, size_t width,
+                                        bool with_samples);
+
 // The full path of an executable: `name` itself if it has a slash, else the first match in
 // PATH (plus the sbin and bin directories, where glusterd lives). Empty if there is none.
 std::string FindExecutable(const std::string& name);

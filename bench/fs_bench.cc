@@ -21,7 +21,6 @@
 // A benchmark, not a test: exit 0 even when a target is missed; 1 when something broke, 2 for
 // bad flags, 130 when interrupted. See bench/README.md.
 #include <fcntl.h>
-#include <signal.h>
 #include <spdlog/fmt/fmt.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -38,7 +37,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -181,9 +179,12 @@ class PhaseProfiler {
     if (!opt_.profile) return {};
     if (perf_ == nullptr) return {"no profile: " + (error_.empty() ? "perf not running" : error_)};
     StopPerf();
-    std::vector<std::string> lines;
-    Report({"--sort", "comm,dso", "--percent-limit", "2"}, 10, &lines);
-    Report({"--sort", "sym", "--percent-limit", "1"}, 10, &lines);
+    std::vector<std::string> lines =
+        PerfReportRows(opt_.perf, data_, {"--sort", "comm,dso", "--percent-limit", "2"}, 10, 110,
+                       /*with_samples=*/false);
+    auto syms = PerfReportRows(opt_.perf, data_, {"--sort", "sym", "--percent-limit", "1"}, 10, 110,
+                               /*with_samples=*/false);
+    lines.insert(lines.end(), syms.begin(), syms.end());
     std::error_code ec;
     if (!opt_.keep) fs::remove(data_, ec);
     return lines;
@@ -192,33 +193,8 @@ class PhaseProfiler {
  private:
   void StopPerf() {
     if (perf_ == nullptr) return;
-    if (perf_->Running()) {
-      ::kill(perf_->pid(), SIGINT);  // perf writes its data, then exits
-      if (!perf_->WaitFor(std::chrono::seconds(30))) perf_->Stop(std::chrono::seconds(5));
-    }
+    StopPerfRecord(*perf_);
     perf_.reset();
-  }
-
-  void Report(std::vector<std::string> sort, int top, std::vector<std::string>* out) {
-    std::vector<std::string> argv = {opt_.perf,       "report", "--stdio",
-                                     "--no-children", "-i",     data_.string()};
-    argv.insert(argv.end(), sort.begin(), sort.end());
-    auto r = RunCommand(argv, std::chrono::minutes(3), /*interruptible=*/true);
-    if (!r.ok() || r->exit_code != 0) {
-      out->push_back("perf report failed: " +
-                     (r.ok() ? r->output.substr(0, 200) : r.status().ToString()));
-      return;
-    }
-    std::istringstream in(r->output);
-    std::string line;
-    int n = 0;
-    while (std::getline(in, line) && n < top) {
-      if (line.empty() || line[0] == '#' || line.find('%') == std::string::npos) continue;
-      line = Trimmed(line);
-      if (line.size() > 110) line = line.substr(0, 107) + "...";
-      out->push_back(line);
-      ++n;
-    }
   }
 
   const Options& opt_;

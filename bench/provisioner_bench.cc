@@ -490,9 +490,7 @@ class Profiler {
   // SIGINT (perf writes its data / summary then), up to 30 s, then SIGTERM/SIGKILL.
   void Stop() {
     for (auto& t : targets_) {
-      if (t.perf == nullptr || !t.perf->Running()) continue;
-      ::kill(t.perf->pid(), SIGINT);
-      if (!t.perf->WaitFor(std::chrono::seconds(30))) t.perf->Stop(std::chrono::seconds(5));
+      if (t.perf != nullptr) StopPerfRecord(*t.perf);
     }
   }
 
@@ -517,27 +515,9 @@ class Profiler {
   };
 
   std::vector<std::string> CpuReport(const Target& t, int top) {
-    auto r = RunCommand({perf_, "report", "--stdio", "--no-children", "-g", "none",
-                         "--percent-limit", "0.3", "--sort", "dso,sym", "-i", t.data.string()},
-                        std::chrono::minutes(3), /*interruptible=*/true, /*discard_stdout=*/false);
-    if (!r.ok()) return {"perf report failed: " + r.status().ToString()};
-    std::vector<std::string> lines;
-    std::istringstream in(r->output);
-    std::string line;
-    std::string samples;
-    while (std::getline(in, line)) {
-      if (line.rfind("# Samples:", 0) == 0) samples = line.substr(2);
-      if (line.empty() || line[0] == '#') continue;
-      if (line.find('%') == std::string::npos) continue;
-      line = Trimmed(line);
-      // C++ template names run for pages: the start says enough.
-      if (line.size() > 150) line = line.substr(0, 147) + "...";
-      lines.push_back(line);
-      if (static_cast<int>(lines.size()) >= top) break;
-    }
-    if (!samples.empty()) lines.insert(lines.begin(), samples);
-    if (lines.empty()) lines.push_back("no samples: " + r->output.substr(0, 300));
-    return lines;
+    return PerfReportRows(perf_, t.data,
+                          {"-g", "none", "--percent-limit", "0.3", "--sort", "dso,sym"}, top, 150,
+                          /*with_samples=*/true);
   }
 
   // strace -c -w prints "% time, seconds, usecs/call, calls, [errors], syscall" rows, summed over
